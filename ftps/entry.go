@@ -1,0 +1,80 @@
+// Package ftps talks to an FTPS staging server: it dials with explicit or
+// implicit TLS, logs in, keeps a bounded pool of control connections, lists
+// directories and streams files from any offset. It knows nothing of FUSE or
+// of caching.
+package ftps
+
+import (
+	"errors"
+	"io/fs"
+	"time"
+)
+
+// EntryType says what a listing entry is.
+type EntryType int
+
+const (
+	// File is a regular file.
+	File EntryType = iota
+	// Dir is a directory.
+	Dir
+	// Link is a symbolic link; Entry.Target holds what it points at.
+	Link
+)
+
+func (t EntryType) String() string {
+	switch t {
+	case File:
+		return "file"
+	case Dir:
+		return "dir"
+	case Link:
+		return "link"
+	}
+	return "unknown"
+}
+
+// Entry is one name in a directory listing, with the attributes the listing
+// gave. Attributes come from the listing only: no per-file command is sent.
+type Entry struct {
+	Name    string
+	Type    EntryType
+	Size    int64
+	ModTime time.Time
+	Target  string // symlink target as the server printed it; empty for non-links
+}
+
+// Errors a caller decides on. They wrap the io/fs sentinels so that callers
+// which do not import ftps can still test them with errors.Is.
+var (
+	// ErrNotFound means the server answered 550 for a missing file or directory.
+	ErrNotFound = &kindError{"not found", fs.ErrNotExist}
+	// ErrPermission means the server answered 550 for a path the user may not read.
+	ErrPermission = &kindError{"permission denied", fs.ErrPermission}
+	// ErrLogin means the server refused the user name or password (530).
+	ErrLogin = &kindError{"login failed", fs.ErrPermission}
+	// ErrBadName means a path holds CR, LF or NUL and was refused before
+	// reaching the wire.
+	ErrBadName = &kindError{"name holds CR, LF or NUL", fs.ErrInvalid}
+)
+
+type kindError struct {
+	msg  string
+	base error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.base }
+
+// IsTransient reports whether err is worth retrying on a fresh connection:
+// resets, timeouts and the 4xx replies servers send when busy.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrPermission) ||
+		errors.Is(err, ErrLogin) || errors.Is(err, ErrBadName) {
+		return false
+	}
+	return true
+}
