@@ -1,0 +1,337 @@
+package ftps
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/textproto"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jlaffaye/ftp"
+)
+
+var errClosed = errors.New("ftps: client closed")
+
+// Client is a pool of logged-in control connections to one server. It is
+// safe for concurrent use; operations beyond the pool's size wait their turn.
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	tlsMax atomic.Uint32 // lowered to TLS 1.2 when the server refuses 1.3 session reuse
+	nextID atomic.Int64
+	stats  counters
+	done   chan struct{}
+
+	mu       sync.Mutex // guards idle, open, busy, limit, shrunkAt, wake, closed
+	idle     []*conn
+	open     int // connections that exist or are being dialed
+	busy     int
+	limit    int
+	shrunkAt time.Time
+	wake     chan struct{} // closed and replaced whenever a connection is released
+	closed   bool
+
+	fallbackOnce sync.Once
+}
+
+// New returns a client for cfg. It does not connect: the first operation does.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Host == "" {
+		return nil, errors.New("ftps: no host")
+	}
+	if err := checkPath(cfg.User); err != nil {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	if err := checkPath(cfg.Password); err != nil {
+		return nil, errors.New("password holds CR, LF or NUL")
+	}
+	c := &Client{
+		cfg:   cfg,
+		log:   cfg.Logger.With("host", cfg.Host),
+		done:  make(chan struct{}),
+		limit: cfg.MaxConns,
+		wake:  make(chan struct{}),
+	}
+	max := cfg.MaxTLSVersion
+	if max == 0 {
+		max = tls.VersionTLS13
+	}
+	c.tlsMax.Store(uint32(max))
+	if cfg.InsecureSkipVerify && cfg.TLS != Plaintext {
+		c.log.Warn("TLS certificate verification is off: anyone on the path can read and change this session")
+	}
+	go c.tend()
+	return c, nil
+}
+
+// Host is the server's name as configured.
+func (c *Client) Host() string { return c.cfg.Host }
+
+// User is the login name.
+func (c *Client) User() string { return c.cfg.User }
+
+// Close logs out every idle connection. Streams still open keep theirs until
+// they are closed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	idle := c.idle
+	c.idle = nil
+	c.open -= len(idle)
+	c.broadcastLocked()
+	c.mu.Unlock()
+	close(c.done)
+	for _, cn := range idle {
+		cn.close()
+	}
+	return nil
+}
+
+// attempt runs op on a pooled connection, retrying transient failures on a
+// fresh connection with backoff. op returns keep=true when the connection is
+// still checked out for the caller (an open stream).
+func (c *Client) attempt(ctx context.Context, what string, op func(*conn) (keep bool, err error)) error {
+	backoff := 200 * time.Millisecond
+	for try := 0; ; try++ {
+		cn, err := c.get(ctx)
+		if err == nil {
+			var keep bool
+			keep, err = op(cn)
+			switch {
+			case err == nil && !keep:
+				c.put(cn)
+			case err != nil && !IsTransient(err) && !brokenConn(err):
+				c.put(cn) // a clean permanent reply (550): the connection is fine
+			case err != nil:
+				c.discard(cn)
+			}
+		}
+		if err == nil || !IsTransient(err) || ctx.Err() != nil || try >= c.cfg.Retries {
+			if err != nil && try > 0 {
+				err = fmt.Errorf("%w (after %d attempts)", err, try+1)
+			}
+			return err
+		}
+		c.stats.retries.Add(1)
+		c.log.Info("retrying", "op", what, "attempt", try+2, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff *= 3
+	}
+}
+
+// List returns the entries of a remote directory. MLSD is used where the
+// server offers it, LIST otherwise; lines that do not parse are logged and
+// left out.
+func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
+	if err := checkPath(dir); err != nil {
+		return nil, err
+	}
+	var entries []Entry
+	err := c.attempt(ctx, "list "+dir, func(cn *conn) (bool, error) {
+		var buf bytes.Buffer
+		cn.mu.Lock()
+		cn.capture = &buf
+		cn.mu.Unlock()
+		cn.deadline(c.cfg.Timeout)
+		_, err := cn.sc.List(dir)
+		cn.mu.Lock()
+		cn.capture = nil
+		cn.mu.Unlock()
+		if err != nil {
+			return false, c.opError("list", dir, err)
+		}
+		var problems []error
+		if cn.sc.IsTimePreciseInList() {
+			entries, problems = ParseMLSD(buf.Bytes())
+		} else {
+			entries, problems = ParseList(buf.Bytes(), time.Now())
+		}
+		for _, p := range problems {
+			c.log.Warn("listing entry skipped", "dir", dir, "err", p)
+		}
+		if len(entries) == 0 {
+			// Some servers (vsftpd) answer a LIST of a missing or unreadable
+			// directory with an empty listing: ask the directory itself.
+			cn.deadline(c.cfg.Timeout)
+			if err := cn.sc.ChangeDir(dir); err != nil {
+				return false, c.opError("list", dir, err)
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// ReadAt streams a file from byte offset off to its end. Close the stream as
+// soon as no more bytes are wanted: closing early is normal and leaves the
+// connection usable.
+func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadCloser, error) {
+	if err := checkPath(file); err != nil {
+		return nil, err
+	}
+	if off < 0 {
+		return nil, fmt.Errorf("read %s: negative offset %d", file, off)
+	}
+	var s *stream
+	err := c.attempt(ctx, "read "+file, func(cn *conn) (bool, error) {
+		cn.deadline(c.cfg.Timeout)
+		resp, err := cn.sc.RetrFrom(file, uint64(off))
+		if err != nil {
+			return false, c.opError("read", file, err)
+		}
+		s = &stream{c: c, cn: cn, resp: resp, path: file}
+		s.stop = context.AfterFunc(ctx, func() { _ = resp.SetDeadline(time.Unix(1, 0)) })
+		c.stats.streams.Add(1)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// stream is one RETR in progress. It holds its control connection until
+// closed.
+type stream struct {
+	c      *Client
+	cn     *conn
+	resp   *ftp.Response
+	path   string
+	stop   func() bool
+	n      int64
+	eof    bool
+	broken bool
+	closed bool
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	if s.closed {
+		return 0, errors.New("read on closed stream")
+	}
+	n, err := s.resp.Read(p)
+	s.n += int64(n)
+	switch {
+	case err == io.EOF:
+		s.eof = true
+	case err != nil:
+		s.broken = true
+		err = fmt.Errorf("read %s at %d: %w", s.path, s.n, err)
+	}
+	return n, err
+}
+
+// Close ends the transfer. The server answers an early close with 426 (or
+// 451), which leaves the reply stream in step: the connection goes back to
+// the pool. Anything unexpected discards it.
+func (s *stream) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.stop()
+	s.c.stats.streams.Add(-1)
+	s.cn.deadline(s.c.cfg.Timeout)
+	err := s.resp.Close()
+	var te *textproto.Error
+	if err != nil && !s.eof && errors.As(err, &te) && (te.Code == 426 || te.Code == 451 || te.Code == 450) && !s.broken {
+		err = nil // the expected answer to a transfer cut short
+	}
+	if err != nil || s.broken {
+		s.c.discard(s.cn)
+		if s.eof {
+			return fmt.Errorf("read %s: transfer not confirmed: %w", s.path, err)
+		}
+		return nil // the caller stopped early or already saw the read error
+	}
+	s.c.put(s.cn)
+	return nil
+}
+
+// opError turns an FTP library error into one of ours, noting a refused TLS
+// session reuse as a reason to fall back to TLS 1.2.
+func (c *Client) opError(op, p string, err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && (te.Code == 522 || te.Code == 425) && c.tlsMax.Load() > tls.VersionTLS12 &&
+		c.cfg.TLS != Plaintext {
+		c.fallbackOnce.Do(func() {
+			c.tlsMax.Store(tls.VersionTLS12)
+			c.stats.tlsFallbacks.Add(1)
+			c.log.Warn("server refused a TLS 1.3 data connection; using TLS 1.2 for it from now on",
+				"reply", fmt.Sprintf("%d %s", te.Code, te.Msg))
+		})
+	}
+	return fmt.Errorf("%s %s: %w", op, p, classify(err))
+}
+
+// classify maps an FTP reply to our error kinds.
+func classify(err error) error {
+	var te *textproto.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	msg := strings.ToLower(te.Msg)
+	switch {
+	case te.Code == 550 || te.Code == 553 || te.Code == 450:
+		if strings.Contains(msg, "permission") || strings.Contains(msg, "denied") ||
+			strings.Contains(msg, "access") || strings.Contains(msg, "not allowed") {
+			return fmt.Errorf("%d %s: %w", te.Code, te.Msg, ErrPermission)
+		}
+		if te.Code == 450 {
+			return err // transient by RFC 959
+		}
+		return fmt.Errorf("%d %s: %w", te.Code, te.Msg, ErrNotFound)
+	case te.Code == 530:
+		return fmt.Errorf("%d %s: %w", te.Code, te.Msg, ErrLogin)
+	case te.Code >= 500:
+		return &permanentError{err}
+	}
+	return err
+}
+
+// permanentError is a 5xx reply that retrying will not change.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// brokenConn reports whether err leaves the connection unusable even though
+// it is not worth retrying.
+func brokenConn(err error) bool {
+	var te *textproto.Error
+	return !errors.As(err, &te)
+}
+
+// Stat returns the entry for one path, from its parent directory's listing.
+func (c *Client) Stat(ctx context.Context, p string) (Entry, error) {
+	dir, name := path.Split(path.Clean("/" + p))
+	entries, err := c.List(ctx, dir)
+	if err != nil {
+		return Entry{}, err
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			return e, nil
+		}
+	}
+	return Entry{}, fmt.Errorf("stat %s: %w", p, ErrNotFound)
+}

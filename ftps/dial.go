@@ -1,0 +1,199 @@
+package ftps
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jlaffaye/ftp"
+)
+
+// conn is one logged-in control connection and what it needs to open data
+// connections of its own.
+type conn struct {
+	id      int64
+	sc      *ftp.ServerConn
+	tls     *tls.Config // with this connection's own session cache
+	client  *Client
+	created time.Time
+
+	mu       sync.Mutex // guards control, peer, capture, lastUsed, lastPing
+	control  net.Conn   // the TCP (or implicit TLS) socket under the control channel, for deadlines
+	peer     string     // the control connection's remote IP: data connections go there
+	capture  *bytes.Buffer
+	lastUsed time.Time
+	lastPing time.Time
+}
+
+// deadline bounds the next control-channel exchange.
+func (cn *conn) deadline(d time.Duration) {
+	cn.mu.Lock()
+	ctl := cn.control
+	cn.mu.Unlock()
+	if ctl != nil {
+		_ = ctl.SetDeadline(time.Now().Add(d))
+	}
+}
+
+func (cn *conn) close() {
+	cn.deadline(2 * time.Second)
+	_ = cn.sc.Quit()
+}
+
+// dial opens and logs in one control connection.
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	cfg := c.cfg
+	cn := &conn{id: c.nextID.Add(1), client: c, created: time.Now()}
+	if cfg.TLS != Plaintext {
+		cn.tls = c.tlsConfig()
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+
+	opts := []ftp.DialOption{
+		ftp.DialWithDialFunc(func(network, addr string) (net.Conn, error) {
+			return cn.dialSocket(dialCtx, network, addr)
+		}),
+		ftp.DialWithShutTimeout(cfg.Timeout),
+		ftp.DialWithDisabledEPSV(cfg.DisableEPSV),
+	}
+	switch cfg.TLS {
+	case Explicit:
+		opts = append(opts, ftp.DialWithExplicitTLS(cn.tls))
+	case Implicit:
+		// The dial function wraps the socket itself; passing the config makes
+		// the library send PBSZ 0 and PROT P after login.
+		opts = append(opts, ftp.DialWithTLS(cn.tls))
+	}
+
+	sc, err := ftp.Dial(cfg.Addr(), opts...)
+	if err != nil {
+		return nil, c.wrapDialError(err)
+	}
+	cn.sc = sc
+	cn.deadline(cfg.Timeout)
+	if err := sc.Login(cfg.User, cfg.Password); err != nil {
+		_ = sc.Quit()
+		var te *textproto.Error
+		if errors.As(err, &te) && (te.Code == ftp.StatusNotLoggedIn || te.Code == ftp.StatusBadCommand) {
+			return nil, fmt.Errorf("login failed for %s at %s: %s: %w", cfg.User, cfg.Host, te.Msg, ErrLogin)
+		}
+		return nil, fmt.Errorf("login as %s at %s: %w", cfg.User, cfg.Host, classify(err))
+	}
+	cn.lastUsed = time.Now()
+	c.stats.dials.Add(1)
+	c.log.Debug("connected", "conn", cn.id, "host", cfg.Host, "user", cfg.User)
+	return cn, nil
+}
+
+func (c *Client) wrapDialError(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code == ftp.StatusNotAvailable {
+		return fmt.Errorf("connect to %s: %w", c.cfg.Addr(), &tooManyError{msg: te.Msg})
+	}
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("connect to %s: certificate not trusted: %w "+
+			"(for a private CA use --ca-file; for a local test server --insecure-skip-verify)", c.cfg.Addr(), err)
+	}
+	return fmt.Errorf("connect to %s: %w", c.cfg.Addr(), err)
+}
+
+// dialSocket is called by the FTP library for the control connection (first)
+// and for every data connection (after). Data connections always go to the
+// control connection's peer: a server behind NAT may announce an address we
+// cannot reach in its PASV reply, and following an announced address is a
+// way to be sent somewhere else.
+func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn, error) {
+	c := cn.client
+	d := net.Dialer{Timeout: c.cfg.Timeout, KeepAlive: 15 * time.Second}
+	cn.mu.Lock()
+	first := cn.control == nil
+	peer := cn.peer
+	cn.mu.Unlock()
+
+	if first {
+		raw, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if tcp, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
+			peer = tcp.IP.String()
+		}
+		sock := raw
+		if c.cfg.TLS == Implicit {
+			tc := tls.Client(raw, cn.tls)
+			_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				_ = raw.Close()
+				return nil, fmt.Errorf("TLS handshake: %w", err)
+			}
+			_ = raw.SetDeadline(time.Time{})
+			sock = tc
+		}
+		cn.mu.Lock()
+		cn.control, cn.peer = sock, peer
+		cn.mu.Unlock()
+		return sock, nil
+	}
+
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("data address %q: %w", addr, err)
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return nil, fmt.Errorf("data port %q: %w", port, err)
+	}
+	target := net.JoinHostPort(peer, port)
+	dctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	raw, err := d.DialContext(dctx, network, target)
+	if err != nil {
+		return nil, fmt.Errorf("data connection to %s: %w", target, err)
+	}
+	c.stats.dataConns.Add(1)
+	dc := &dataConn{Conn: raw, owner: cn, timeout: c.cfg.Timeout}
+	if cn.tls != nil {
+		// The handshake waits for the first read or write: some servers
+		// only start TLS on the data socket once the command is sent.
+		dc.Conn = tls.Client(raw, cn.tls)
+	}
+	return dc, nil
+}
+
+// dataConn bounds each read by a deadline, so a stalled server cannot hang a
+// reader, and copies listing bytes aside when its control connection asks.
+type dataConn struct {
+	net.Conn
+	owner   *conn
+	timeout time.Duration
+}
+
+func (d *dataConn) Read(p []byte) (int, error) {
+	_ = d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	n, err := d.Conn.Read(p)
+	if n > 0 {
+		d.owner.mu.Lock()
+		if d.owner.capture != nil {
+			d.owner.capture.Write(p[:n])
+		}
+		d.owner.mu.Unlock()
+		d.owner.client.stats.bytesRead.Add(int64(n))
+	}
+	return n, err
+}
+
+// tlsVersion is the protocol a data connection negotiated, or 0.
+func (d *dataConn) tlsVersion() uint16 {
+	if tc, ok := d.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState().Version
+	}
+	return 0
+}

@@ -1,0 +1,165 @@
+package ftps
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// tooManyError is a server's "421 too many connections" at connect time.
+type tooManyError struct{ msg string }
+
+func (e *tooManyError) Error() string { return "server refused another connection: 421 " + e.msg }
+
+// get hands out a logged-in control connection: an idle one if there is
+// one, a new one while fewer than the limit exist, or the next one released.
+func (c *Client) get(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errClosed
+		}
+		if n := len(c.idle); n > 0 {
+			cn := c.idle[n-1] // the most recently used is the least likely to have timed out
+			c.idle = c.idle[:n-1]
+			c.busy++
+			c.mu.Unlock()
+			return cn, nil
+		}
+		if c.open < c.limit {
+			c.open++
+			c.busy++
+			c.mu.Unlock()
+			cn, err := c.dial(ctx)
+			if err == nil {
+				return cn, nil
+			}
+			c.mu.Lock()
+			c.open--
+			c.busy--
+			var tm *tooManyError
+			if errors.As(err, &tm) && c.open > 0 {
+				// The server caps connections per user: work with what it accepts.
+				if c.limit > c.open {
+					c.limit = c.open
+					c.shrunkAt = time.Now()
+					c.log.Warn("server refused another connection; pool shrunk",
+						"host", c.cfg.Host, "max_conns", c.limit, "reply", tm.msg)
+				}
+				c.mu.Unlock()
+				continue
+			}
+			c.broadcastLocked()
+			c.mu.Unlock()
+			return nil, err
+		}
+		wake := c.wake
+		c.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// put returns a healthy connection to the pool after use.
+func (c *Client) put(cn *conn) {
+	cn.mu.Lock()
+	cn.lastUsed = time.Now()
+	cn.capture = nil
+	cn.mu.Unlock()
+	c.requeue(cn)
+}
+
+// requeue returns a connection to the pool without counting it as used.
+func (c *Client) requeue(cn *conn) {
+	c.mu.Lock()
+	c.busy--
+	if c.closed || c.open > c.limit {
+		c.open--
+		c.broadcastLocked()
+		c.mu.Unlock()
+		go cn.close()
+		return
+	}
+	c.idle = append(c.idle, cn)
+	c.broadcastLocked()
+	c.mu.Unlock()
+}
+
+// discard drops a connection that saw an error: its reply stream may be out
+// of step, so it is never reused.
+func (c *Client) discard(cn *conn) {
+	c.mu.Lock()
+	c.busy--
+	c.open--
+	c.broadcastLocked()
+	c.mu.Unlock()
+	c.stats.discarded.Add(1)
+	go cn.close()
+}
+
+func (c *Client) broadcastLocked() {
+	close(c.wake)
+	c.wake = make(chan struct{})
+}
+
+// tend keeps idle connections warm with NOOP and closes the ones idle too
+// long, until the client is closed.
+func (c *Client) tend() {
+	tick := time.NewTicker(c.cfg.KeepAlive / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		var keep, check, drop []*conn
+		now := time.Now()
+		for _, cn := range c.idle {
+			cn.mu.Lock()
+			idle := now.Sub(cn.lastUsed)
+			quiet := min(idle, now.Sub(cn.lastPing))
+			cn.mu.Unlock()
+			switch {
+			case idle >= c.cfg.IdleTimeout:
+				drop = append(drop, cn)
+			case quiet >= c.cfg.KeepAlive:
+				check = append(check, cn)
+			default:
+				keep = append(keep, cn)
+			}
+		}
+		c.idle = keep
+		c.busy += len(check)
+		c.open -= len(drop)
+		if len(drop) > 0 {
+			c.broadcastLocked()
+		}
+		// Regrow a limit shrunk by a 421 after a while: the other client may be gone.
+		if c.limit < c.cfg.MaxConns && now.Sub(c.shrunkAt) > time.Minute {
+			c.limit = c.cfg.MaxConns
+		}
+		c.mu.Unlock()
+		for _, cn := range drop {
+			c.log.Debug("closing idle connection", "conn", cn.id)
+			cn.close()
+		}
+		for _, cn := range check {
+			cn.deadline(c.cfg.Timeout)
+			if err := cn.sc.NoOp(); err != nil {
+				c.log.Debug("idle connection lost; dropped", "conn", cn.id, "err", err)
+				c.discard(cn)
+				continue
+			}
+			cn.mu.Lock()
+			cn.lastPing = time.Now()
+			cn.mu.Unlock()
+			c.requeue(cn)
+		}
+	}
+}

@@ -1,0 +1,33 @@
+package ftps
+
+import "sync/atomic"
+
+type counters struct {
+	dials, dataConns, discarded, retries, tlsFallbacks, streams, bytesRead atomic.Int64
+}
+
+// Stats are running totals of what the client did.
+type Stats struct {
+	Dials        int64 // control connections opened
+	DataConns    int64 // data connections opened
+	Discarded    int64 // connections dropped after an error
+	Retries      int64
+	TLSFallbacks int64
+	Streams      int64 // file transfers in flight
+	BytesRead    int64 // bytes received on data connections
+	Open, Busy   int   // control connections now: existing, checked out
+	Limit        int   // current connection limit (lowered by a 421)
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	open, busy, limit := c.open, c.busy, c.limit
+	c.mu.Unlock()
+	return Stats{
+		Dials: c.stats.dials.Load(), DataConns: c.stats.dataConns.Load(),
+		Discarded: c.stats.discarded.Load(), Retries: c.stats.retries.Load(),
+		TLSFallbacks: c.stats.tlsFallbacks.Load(), Streams: c.stats.streams.Load(),
+		BytesRead: c.stats.bytesRead.Load(), Open: open, Busy: busy, Limit: limit,
+	}
+}
