@@ -40,7 +40,12 @@ type Client struct {
 	closed   bool
 
 	fallbackOnce sync.Once
+	noMLSD       atomic.Bool // the server's MLSD hides symlink targets: list with LIST
 }
+
+// errStaleConn asks attempt for another connection: this one was dialed
+// with settings since changed.
+var errStaleConn = errors.New("connection uses settings since changed")
 
 // New returns a client for cfg. It does not connect: the first operation does.
 func New(cfg Config) (*Client, error) {
@@ -116,8 +121,12 @@ func (c *Client) attempt(ctx context.Context, what string, op func(*conn) (keep 
 			case err != nil && !IsTransient(err) && !brokenConn(err):
 				c.put(cn) // a clean permanent reply (550): the connection is fine
 			case err != nil:
+				c.log.Debug("connection dropped", "conn", cn.id, "op", what, "err", err)
 				c.discard(cn)
 			}
+		}
+		if errors.Is(err, errStaleConn) && try < c.cfg.Retries+c.cfg.MaxConns {
+			continue // not a failure: take another connection at once
 		}
 		if err == nil || !IsTransient(err) || ctx.Err() != nil || try >= c.cfg.Retries {
 			if err != nil && try > 0 {
@@ -145,6 +154,10 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 	}
 	var entries []Entry
 	err := c.attempt(ctx, "list "+dir, func(cn *conn) (bool, error) {
+		mlsd := cn.sc.IsTimePreciseInList()
+		if mlsd && c.noMLSD.Load() {
+			return false, errStaleConn
+		}
 		var buf bytes.Buffer
 		cn.mu.Lock()
 		cn.capture = &buf
@@ -158,7 +171,7 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 			return false, c.opError("list", dir, err)
 		}
 		var problems []error
-		if cn.sc.IsTimePreciseInList() {
+		if mlsd {
 			entries, problems = ParseMLSD(buf.Bytes())
 		} else {
 			entries, problems = ParseList(buf.Bytes(), time.Now())
@@ -166,9 +179,16 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 		for _, p := range problems {
 			c.log.Warn("listing entry skipped", "dir", dir, "err", p)
 		}
-		if len(entries) == 0 {
+		if mlsd && hidesTargets(entries) {
+			if !c.noMLSD.Swap(true) {
+				c.log.Info("server's MLSD names no symlink targets; listing with LIST from now on")
+			}
+			return false, errStaleConn
+		}
+		if len(entries) == 0 || (len(entries) == 1 && entries[0].Name == path.Base(dir)) {
 			// Some servers (vsftpd) answer a LIST of a missing or unreadable
-			// directory with an empty listing: ask the directory itself.
+			// directory with an empty listing, or with a line for the
+			// directory itself: ask the directory.
 			cn.deadline(c.cfg.Timeout)
 			if err := cn.sc.ChangeDir(dir); err != nil {
 				return false, c.opError("list", dir, err)
@@ -180,6 +200,15 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 		return nil, err
 	}
 	return entries, nil
+}
+
+func hidesTargets(entries []Entry) bool {
+	for _, e := range entries {
+		if e.Type == Link && e.Target == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadAt streams a file from byte offset off to its end. Close the stream as
@@ -250,13 +279,23 @@ func (s *stream) Close() error {
 	s.closed = true
 	s.stop()
 	s.c.stats.streams.Add(-1)
-	s.cn.deadline(s.c.cfg.Timeout)
+	wait := s.c.cfg.Timeout
+	if !s.eof {
+		// Servers answer a transfer cut short at once; pure-ftpd misses a
+		// close that comes within some milliseconds of the start and
+		// never answers. Don't hold the caller long for a connection we can
+		// replace.
+		wait = min(wait, 2*time.Second)
+	}
+	s.cn.deadline(wait)
 	err := s.resp.Close()
 	var te *textproto.Error
-	if err != nil && !s.eof && errors.As(err, &te) && (te.Code == 426 || te.Code == 451 || te.Code == 450) && !s.broken {
+	if err != nil && !s.eof && !s.broken && errors.As(err, &te) && cutShortReply(te.Code) {
 		err = nil // the expected answer to a transfer cut short
 	}
 	if err != nil || s.broken {
+		s.c.log.Debug("connection dropped after transfer", "conn", s.cn.id, "path", s.path,
+			"read", s.n, "eof", s.eof, "err", err)
 		s.c.discard(s.cn)
 		if s.eof {
 			return fmt.Errorf("read %s: transfer not confirmed: %w", s.path, err)
@@ -265,6 +304,13 @@ func (s *stream) Close() error {
 	}
 	s.c.put(s.cn)
 	return nil
+}
+
+// cutShortReply reports whether code is a server's final word on a
+// transfer the client closed early: 426 or 451 (vsftpd), a second 150 with
+// timing figures (pure-ftpd), or 226 when the last bytes were already sent.
+func cutShortReply(code int) bool {
+	return code == 426 || code == 451 || code == 450 || code == 226 || (code >= 100 && code < 200)
 }
 
 // opError turns an FTP library error into one of ours, noting a refused TLS
@@ -283,39 +329,53 @@ func (c *Client) opError(op, p string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, p, classify(err))
 }
 
-// classify maps an FTP reply to our error kinds.
+// classify maps an FTP reply to our error kinds. The reply stays in the
+// chain, so callers can still tell a clean refusal from a broken connection.
 func classify(err error) error {
 	var te *textproto.Error
 	if !errors.As(err, &te) {
 		return err
 	}
 	msg := strings.ToLower(te.Msg)
+	var kind error
 	switch {
 	case te.Code == 550 || te.Code == 553 || te.Code == 450:
 		if strings.Contains(msg, "permission") || strings.Contains(msg, "denied") ||
 			strings.Contains(msg, "access") || strings.Contains(msg, "not allowed") {
-			return fmt.Errorf("%d %s: %w", te.Code, te.Msg, ErrPermission)
+			kind = ErrPermission
+		} else if te.Code != 450 { // 450 alone is transient by RFC 959
+			kind = ErrNotFound
 		}
-		if te.Code == 450 {
-			return err // transient by RFC 959
-		}
-		return fmt.Errorf("%d %s: %w", te.Code, te.Msg, ErrNotFound)
 	case te.Code == 530:
-		return fmt.Errorf("%d %s: %w", te.Code, te.Msg, ErrLogin)
+		kind = ErrLogin
 	case te.Code >= 500:
-		return &permanentError{err}
+		kind = errPermanent
 	}
-	return err
+	if kind == nil {
+		return err
+	}
+	return &replyError{reply: te, kind: kind}
 }
 
-// permanentError is a 5xx reply that retrying will not change.
-type permanentError struct{ err error }
+// errPermanent marks a 5xx reply that retrying will not change.
+var errPermanent = errors.New("permanent")
 
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+// replyError is a server reply that says what kind of failure it is.
+type replyError struct {
+	reply *textproto.Error
+	kind  error
+}
 
-// brokenConn reports whether err leaves the connection unusable even though
-// it is not worth retrying.
+func (e *replyError) Error() string {
+	if e.kind == errPermanent {
+		return e.reply.Error()
+	}
+	return e.reply.Error() + ": " + e.kind.Error()
+}
+func (e *replyError) Unwrap() []error { return []error{e.kind, e.reply} }
+
+// brokenConn reports whether err leaves the connection unusable: anything
+// but a clean reply from the server.
 func brokenConn(err error) bool {
 	var te *textproto.Error
 	return !errors.As(err, &te)

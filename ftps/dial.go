@@ -61,8 +61,8 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		ftp.DialWithDialFunc(func(network, addr string) (net.Conn, error) {
 			return cn.dialSocket(dialCtx, network, addr)
 		}),
-		ftp.DialWithShutTimeout(cfg.Timeout),
 		ftp.DialWithDisabledEPSV(cfg.DisableEPSV),
+		ftp.DialWithDisabledMLSD(c.noMLSD.Load()),
 	}
 	switch cfg.TLS {
 	case Explicit:
@@ -174,11 +174,18 @@ type dataConn struct {
 	net.Conn
 	owner   *conn
 	timeout time.Duration
+	noted   bool // the TLS version was recorded
 }
 
 func (d *dataConn) Read(p []byte) (int, error) {
 	_ = d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
 	n, err := d.Conn.Read(p)
+	if n > 0 && !d.noted {
+		d.noted = true
+		if v := d.tlsVersion(); v != 0 {
+			d.owner.client.stats.tlsVersion.Store(uint32(v))
+		}
+	}
 	if n > 0 {
 		d.owner.mu.Lock()
 		if d.owner.capture != nil {

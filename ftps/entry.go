@@ -74,13 +74,12 @@ func IsTransient(err error) bool {
 	if err == nil {
 		return false
 	}
-	var pe *permanentError
 	var ve *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPermission), errors.Is(err, ErrLogin),
 		errors.Is(err, ErrBadName), errors.Is(err, ErrSFTP), errors.Is(err, errClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		errors.As(err, &pe), errors.As(err, &ve):
+		errors.Is(err, errPermanent), errors.As(err, &ve):
 		return false
 	}
 	return true

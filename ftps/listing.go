@@ -364,11 +364,11 @@ func factType(v []byte) (t EntryType, target string, skip bool, err error) {
 		if len(v) < len(prefix) || !bytes.EqualFold(v[:len(prefix)], []byte(prefix)) {
 			continue
 		}
-		// A bare OS.unix=symlink gives no target: such a link could not be
-		// read, so it is dropped rather than guessed at.
+		// Some servers (pure-ftpd) name no target: the entry is still a
+		// link, and the caller learns its target from a LIST instead.
 		rest := v[len(prefix):]
 		if len(rest) < 2 || rest[0] != ':' {
-			return 0, "", false, errNoTarget
+			return Link, "", false, nil
 		}
 		if bytes.ContainsAny(rest, "\x00\r") {
 			return 0, "", false, errBadTarget

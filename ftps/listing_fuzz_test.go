@@ -23,7 +23,7 @@ func checkInvariants(t *testing.T, data []byte, entries []Entry, errs []error) {
 		if e.Size < 0 {
 			t.Errorf("entry %+v: negative size", e)
 		}
-		if (e.Type == Link) != (e.Target != "") {
+		if e.Type != Link && e.Target != "" {
 			t.Errorf("entry %+v: type %v with target %q", e, e.Type, e.Target)
 		}
 		if e.Type != File && e.Type != Dir && e.Type != Link {

@@ -341,15 +341,19 @@ var mlsdCases = []mlsdCase{
 			"type=file;modify=2024; x\n" +
 			"type=file;modify=20241301000000; x\n" +
 			"type=file;modify=20240303123456.; x\n" +
-			"type=OS.unix=symlink; bare\n" +
-			"type=OS.unix=slink:; empty\n" +
+
 			"type=OS.unix=slink:a\rb; cr\n" +
 			"type=OS.unix=blkdev; sda\n" +
 			"type=weird; x\n" +
 			"type file; x\n" +
 			"type=file; a/b\n" +
 			"type=file; nul\x00\n",
-		errs: 20,
+		errs: 18,
+	},
+	{
+		name: "link without target",
+		body: "type=OS.unix=symlink; bare\ntype=OS.unix=slink:;size=15; empty\n",
+		want: []Entry{{Name: "bare", Type: Link}, {Name: "empty", Type: Link, Size: 15}},
 	},
 }
 
@@ -366,11 +370,20 @@ func TestParseMLSD(t *testing.T) {
 }
 
 func TestParseMLSDErrors(t *testing.T) {
-	_, errs := ParseMLSD([]byte("type=file;size=1; ok\ntype=OS.unix=symlink; bare\n"))
-	want := `mlsd line 2: symlink without target: "type=OS.unix=symlink; bare"`
+	_, errs := ParseMLSD([]byte("type=file;size=1; ok\ntype=OS.unix=blkdev; sda\n"))
+	want := `mlsd line 2: ` + errs0(t)
 	if len(errs) != 1 || errs[0].Error() != want {
 		t.Fatalf("errors = %v, want [%s]", errs, want)
 	}
+}
+
+// errs0 is the error text ParseMLSD gives for a block device entry.
+func errs0(t *testing.T) string {
+	_, errs := ParseMLSD([]byte("type=OS.unix=blkdev; sda\n"))
+	if len(errs) != 1 {
+		t.Fatalf("block device: %v", errs)
+	}
+	return errs[0].Error()[len("mlsd line 1: "):]
 }
 
 func TestCheckName(t *testing.T) {

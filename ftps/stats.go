@@ -4,6 +4,7 @@ import "sync/atomic"
 
 type counters struct {
 	dials, dataConns, discarded, retries, tlsFallbacks, streams, bytesRead atomic.Int64
+	tlsVersion                                                             atomic.Uint32 // of the latest data connection
 }
 
 // Stats are running totals of what the client did.
@@ -13,10 +14,11 @@ type Stats struct {
 	Discarded    int64 // connections dropped after an error
 	Retries      int64
 	TLSFallbacks int64
-	Streams      int64 // file transfers in flight
-	BytesRead    int64 // bytes received on data connections
-	Open, Busy   int   // control connections now: existing, checked out
-	Limit        int   // current connection limit (lowered by a 421)
+	Streams      int64  // file transfers in flight
+	BytesRead    int64  // bytes received on data connections
+	Open, Busy   int    // control connections now: existing, checked out
+	Limit        int    // current connection limit (lowered by a 421)
+	TLSVersion   uint16 // negotiated by the latest data connection
 }
 
 // Stats returns a snapshot of the counters.
@@ -29,5 +31,6 @@ func (c *Client) Stats() Stats {
 		Discarded: c.stats.discarded.Load(), Retries: c.stats.retries.Load(),
 		TLSFallbacks: c.stats.tlsFallbacks.Load(), Streams: c.stats.streams.Load(),
 		BytesRead: c.stats.bytesRead.Load(), Open: open, Busy: busy, Limit: limit,
+		TLSVersion: uint16(c.stats.tlsVersion.Load()),
 	}
 }

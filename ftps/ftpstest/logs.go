@@ -1,0 +1,217 @@
+package ftpstest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Transfer is one line of a server's transfer log.
+type Transfer struct {
+	Time     time.Time // when the transfer ended, server clock
+	Seconds  int       // how long it took, whole seconds
+	Path     string    // FTP path ("/anonymous/...") as logged: see LogPath
+	Bytes    int64     // bytes really sent or received
+	Incoming bool      // an upload; false for downloads
+	Complete bool      // vsftpd: false when cut short; pure-ftpd: always true
+	User     string    // the account name, or "anonymous"
+}
+
+// Transfers returns the transfer log since the last ResetLogs. A server
+// writes a line when a transfer ends, which can be a moment after the
+// client has seen the last byte: see WaitTransfers.
+func (s *Server) Transfers() ([]Transfer, error) {
+	text, err := s.readLog(s.XferLog)
+	if err != nil {
+		return nil, err
+	}
+	var out []Transfer
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		tr, err := s.parseXfer(line)
+		if err != nil {
+			return out, fmt.Errorf("%s: %s: %w", s.Name, s.XferLog, err)
+		}
+		out = append(out, tr)
+	}
+	return out, nil
+}
+
+// WaitTransfers polls the transfer log until it holds at least n lines
+// since the last ResetLogs, or the limit passes.
+func (s *Server) WaitTransfers(n int, limit time.Duration) ([]Transfer, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		trs, err := s.Transfers()
+		if err != nil || len(trs) >= n {
+			return trs, err
+		}
+		if time.Now().After(deadline) {
+			return trs, fmt.Errorf("%s: %d transfers logged after %v, want %d", s.Name, len(trs), limit, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// SentBytes is the total the server sent in file downloads since the last
+// ResetLogs, complete or cut short, as its transfer log records. Listings
+// are not counted.
+func (s *Server) SentBytes() (int64, error) {
+	trs, err := s.Transfers()
+	var n int64
+	for _, tr := range trs {
+		if !tr.Incoming {
+			n += tr.Bytes
+		}
+	}
+	return n, err
+}
+
+// parseXfer reads the wu-ftpd xferlog format: five date fields, seconds,
+// host, bytes, file name (which may hold spaces), then nine fixed fields.
+func (s *Server) parseXfer(line string) (Transfer, error) {
+	f := strings.Fields(line)
+	if len(f) < 18 {
+		return Transfer{}, fmt.Errorf("short transfer log line %q", line)
+	}
+	when, err := time.Parse("Mon Jan 2 15:04:05 2006", strings.Join(f[0:5], " "))
+	if err != nil {
+		return Transfer{}, fmt.Errorf("transfer log date: %w", err)
+	}
+	secs, _ := strconv.Atoi(f[5])
+	n, err := strconv.ParseInt(f[7], 10, 64)
+	if err != nil {
+		return Transfer{}, fmt.Errorf("transfer log bytes %q: %w", f[7], err)
+	}
+	tailf := f[len(f)-9:]
+	tr := Transfer{
+		Time:     when,
+		Seconds:  secs,
+		Path:     s.ftpPath(strings.Join(f[8:len(f)-9], " ")),
+		Bytes:    n,
+		Incoming: tailf[2] == "i",
+		Complete: tailf[8] == "c",
+		User:     tailf[4],
+	}
+	// vsftpd logs an anonymous user by the password given (an e-mail
+	// address) with access mode "a"; pure-ftpd by the system user "ftp".
+	if tailf[3] == "a" || (s.Impl == "pure-ftpd" && tr.User == "ftp") {
+		tr.User = "anonymous"
+	}
+	return tr, nil
+}
+
+// LogPath is how the transfer log writes an FTP path: both servers write
+// spaces as "_", and vsftpd writes every byte outside printable ASCII as "?".
+func (s *Server) LogPath(ftpPath string) string {
+	b := []byte(path.Clean("/" + ftpPath))
+	for i, c := range b {
+		switch {
+		case c == ' ':
+			b[i] = '_'
+		case s.Impl == "vsftpd" && (c < 0x20 || c >= 0x7f):
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+// ftpPath turns a logged path into the path the client used.
+func (s *Server) ftpPath(p string) string {
+	p = path.Clean(p)
+	for _, prefix := range s.pathPrefix {
+		if rest, ok := strings.CutPrefix(p, prefix+"/"); ok {
+			return path.Clean("/" + rest)
+		}
+	}
+	return p
+}
+
+// Commands returns the FTP commands the server received since the last
+// ResetLogs, in order, as "VERB args". PASS arguments are replaced by
+// "<hidden>" so that nothing printed from here holds a password.
+func (s *Server) Commands() ([]string, error) {
+	if s.ProtocolLog == "" {
+		return nil, fmt.Errorf("%s keeps no command log: %w", s.Impl, errors.ErrUnsupported)
+	}
+	text, err := s.readLog(s.ProtocolLog)
+	if err != nil {
+		return nil, err
+	}
+	const marker = `FTP command: Client "`
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		i := strings.Index(line, marker)
+		if i < 0 {
+			continue
+		}
+		rest := line[i+len(marker):]
+		j := strings.Index(rest, `", "`)
+		if j < 0 {
+			continue
+		}
+		cmd := strings.TrimSuffix(rest[j+4:], `"`)
+		if verb, _, _ := strings.Cut(cmd, " "); strings.EqualFold(verb, "PASS") {
+			cmd = "PASS <hidden>"
+		}
+		out = append(out, cmd)
+	}
+	return out, nil
+}
+
+// ResetLogs makes Transfers, SentBytes and Commands start afresh, so a test
+// can count what one action cost. The files themselves are kept.
+func (s *Server) ResetLogs() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.marks == nil {
+		s.marks = map[string]int64{}
+	}
+	for _, f := range []string{s.XferLog, s.ProtocolLog} {
+		if f == "" {
+			continue
+		}
+		st, err := os.Stat(f)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			s.marks[f] = 0
+		case err != nil:
+			return err
+		default:
+			s.marks[f] = st.Size()
+		}
+	}
+	return nil
+}
+
+// readLog returns a log's complete lines after its ResetLogs mark.
+func (s *Server) readLog(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil // nothing logged yet
+	}
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	mark := s.marks[file]
+	s.mu.Unlock()
+	if mark > int64(len(b)) {
+		mark = 0
+	}
+	b = b[mark:]
+	// A line still being written is left for the next call.
+	if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
+	return string(b), nil
+}
