@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"mastfs/cache"
+	"mastfs/fs"
+	"mastfs/ftps"
+)
+
+const mountExamples = `  mastfs mount /mnt/mast                                   anonymous, the whole server
+  mastfs mount --remote-dir /anonymous/anonymous12345 ~/stage
+  mastfs mount --user me@example.org --remote-dir /me@example.org/stage42 ~/stage   (asks for the password)
+  echo "$PW" | mastfs mount --user me@example.org --password-stdin --daemon ~/stage
+  mastfs unmount ~/stage
+`
+
+type mountFlags struct {
+	server     serverFlags
+	logs       logFlags
+	cacheDir   string
+	cacheSize  string
+	chunkSize  string
+	dirTTL     time.Duration
+	daemon     bool
+	allowOther bool
+	debugFUSE  bool
+}
+
+func cmdMount(args []string) error {
+	var m mountFlags
+	fset := flag.NewFlagSet("mount", flag.ContinueOnError)
+	m.server.register(fset)
+	m.logs.register(fset)
+	fset.StringVar(&m.cacheDir, "cache-dir", "", "cache `directory` (default $XDG_CACHE_HOME/mastfs/HOST/USER)")
+	fset.StringVar(&m.cacheSize, "cache-size", "10GiB", "bound on cached data (`size`, e.g. 500MiB, 20GiB); never more than the disk has free")
+	fset.StringVar(&m.chunkSize, "chunk-size", "", "cache chunk `size` (default chosen by measurement)")
+	fset.DurationVar(&m.dirTTL, "dir-cache-ttl", 5*time.Minute, "how long a directory listing is trusted")
+	fset.BoolVar(&m.daemon, "daemon", false, "detach once the mount is ready; the exit status says whether it mounted")
+	fset.BoolVar(&m.allowOther, "allow-other", false, "let other local users read the mount (they can then read exclusive-access data)")
+	fset.BoolVar(&m.debugFUSE, "debug-fuse", false, "log every FUSE request")
+	if err := parse(fset, args, mountExamples); err != nil {
+		return err
+	}
+	if fset.NArg() != 1 {
+		return usageError{"want exactly one MOUNTPOINT (see mastfs mount --help)"}
+	}
+	mountpoint, err := filepath.Abs(fset.Arg(0))
+	if err != nil {
+		return err
+	}
+	log, closeLog, err := m.logs.logger()
+	if err != nil {
+		return err
+	}
+	defer closeLog.Close()
+
+	if m.daemon && os.Getenv(daemonEnv) == "" {
+		return daemonize(&m, args, log)
+	}
+	ready := daemonReady() // nil unless we are the detached child
+
+	err = serve(&m, mountpoint, log, ready)
+	if err != nil && ready != nil {
+		fmt.Fprintf(ready, "%v\n", err)
+		ready.Close()
+	}
+	return err
+}
+
+func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteCloser) error {
+	cfg, err := m.server.config(log, os.Stdin)
+	if err != nil {
+		return err
+	}
+	if err := clearStale(mountpoint, log); err != nil {
+		return err
+	}
+	if st, err := os.Stat(mountpoint); err != nil {
+		return fmt.Errorf("mount point: %w", err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("mount point %s is not a directory", mountpoint)
+	}
+
+	client, err := ftps.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	ccfg, err := m.cacheConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	store, err := cache.Open(ccfg, client)
+	if err != nil {
+		return fmt.Errorf("open cache %s: %w", ccfg.Dir, err)
+	}
+	defer store.Close()
+
+	if m.allowOther {
+		log.Warn("--allow-other: every local user can read this mount, exclusive-access data included")
+	}
+	opts := fs.Options{
+		RemoteDir: m.server.remoteDir,
+		DirTTL:    m.dirTTL,
+		Logger:    log,
+		UID:       uint32(os.Getuid()),
+		GID:       uint32(os.Getgid()),
+		Statfs: func() (uint64, uint64) {
+			st := store.Stats()
+			free := st.Limit - st.Used
+			return uint64(max(st.Limit, 0)), uint64(max(free, 0))
+		},
+	}
+	root := fs.NewRoot(lister{client}, store, opts)
+	srv, err := fs.Mount(mountpoint, root, opts, fs.MountOptions{
+		AllowOther: m.allowOther, Debug: m.debugFUSE,
+		Source: "mastfs:" + cfg.User + "@" + cfg.Host + m.server.remoteDir,
+	})
+	if err != nil {
+		return mountHint(err)
+	}
+	log.Info("mounted", "mountpoint", mountpoint, "host", cfg.Host, "user", cfg.User,
+		"remote_dir", m.server.remoteDir, "cache", ccfg.Dir)
+	if ready != nil {
+		fmt.Fprintln(ready, "ok")
+		ready.Close()
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		for sig := range sigs {
+			log.Info("unmounting", "signal", sig.String())
+			if err := srv.Unmount(); err != nil {
+				log.Warn("unmount failed; detaching lazily", "err", err)
+				_ = syscall.Unmount(mountpoint, syscall.MNT_DETACH)
+			}
+		}
+	}()
+	srv.Wait()
+	signal.Stop(sigs)
+	log.Info("unmounted", "mountpoint", mountpoint)
+	return nil
+}
+
+func (m *mountFlags) cacheConfig(cfg ftps.Config, log *slog.Logger) (cache.Config, error) {
+	size, err := parseSize(m.cacheSize)
+	if err != nil {
+		return cache.Config{}, usageError{"--cache-size: " + err.Error()}
+	}
+	var chunk int64
+	if m.chunkSize != "" {
+		if chunk, err = parseSize(m.chunkSize); err != nil {
+			return cache.Config{}, usageError{"--chunk-size: " + err.Error()}
+		}
+	}
+	dir := m.cacheDir
+	if dir == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return cache.Config{}, fmt.Errorf("no --cache-dir and no home directory: %w", err)
+			}
+			base = filepath.Join(home, ".cache")
+		}
+		dir = filepath.Join(base, "mastfs", safeName(cfg.Host), safeName(cfg.User))
+	}
+	return cache.Config{Dir: dir, MaxBytes: size, ChunkSize: chunk, Streams: cfg.MaxConns, Logger: log}, nil
+}
+
+// safeName keeps a host or user name usable as one path element.
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '/' || r == 0 || r == '\\' {
+			return '_'
+		}
+		return r
+	}, s)
+	if s == "" || s == "." || s == ".." {
+		return "_"
+	}
+	return s
+}
+
+// clearStale detaches a mount left by a process that died ("transport
+// endpoint is not connected"), so the new mount can take its place.
+func clearStale(mountpoint string, log *slog.Logger) error {
+	_, err := os.Stat(mountpoint)
+	if !errors.Is(err, syscall.ENOTCONN) {
+		return nil
+	}
+	log.Warn("mount point is a stale mount left by a dead process; detaching it", "mountpoint", mountpoint)
+	if err := detach(mountpoint, true); err != nil {
+		return fmt.Errorf("%s is a stale mount (transport endpoint is not connected) and detaching it failed: %w; "+
+			"clear it with: fusermount3 -uz %s (or, as root, umount -l %s)", mountpoint, err, mountpoint, mountpoint)
+	}
+	return nil
+}
+
+// detach unmounts, lazily if asked: as root with umount(2), else with fusermount3.
+func detach(mountpoint string, lazy bool) error {
+	if os.Geteuid() == 0 {
+		flags := 0
+		if lazy {
+			flags = syscall.MNT_DETACH
+		}
+		return syscall.Unmount(mountpoint, flags)
+	}
+	args := []string{"-u"}
+	if lazy {
+		args = []string{"-uz"}
+	}
+	out, err := exec.Command("fusermount3", append(args, mountpoint)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fusermount3 %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func mountHint(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "fusermount"):
+		return fmt.Errorf("%w: install Debian's fuse3 (apt-get install fuse3), or mount as root", err)
+	case strings.Contains(msg, "/dev/fuse"):
+		return fmt.Errorf("%w: this machine has no usable /dev/fuse (in a container, pass --device /dev/fuse)", err)
+	}
+	return err
+}
+
+func cmdUnmount(args []string) error {
+	fset := flag.NewFlagSet("unmount", flag.ContinueOnError)
+	lazy := fset.Bool("lazy", false, "detach now even if files are open; the mount goes when they close")
+	if err := parse(fset, args, "  mastfs unmount /mnt/mast\n"); err != nil {
+		return err
+	}
+	if fset.NArg() != 1 {
+		return usageError{"want exactly one MOUNTPOINT"}
+	}
+	mp, err := filepath.Abs(fset.Arg(0))
+	if err != nil {
+		return err
+	}
+	if err := detach(mp, *lazy); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("unmount %s: busy (a process has a file open or its cwd there); close it, or use --lazy", mp)
+		}
+		return fmt.Errorf("unmount %s: %w", mp, err)
+	}
+	return nil
+}
+
+// lister adapts the FTPS client's listings to the file system's entries.
+type lister struct{ c *ftps.Client }
+
+func (l lister) List(ctx context.Context, dir string) ([]fs.Entry, error) {
+	list, err := l.c.List(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fs.Entry, 0, len(list))
+	for _, e := range list {
+		t := fs.File
+		switch e.Type {
+		case ftps.Dir:
+			t = fs.Dir
+		case ftps.Link:
+			t = fs.Link
+		}
+		out = append(out, fs.Entry{Name: e.Name, Type: t, Size: e.Size, ModTime: e.ModTime, Target: e.Target})
+	}
+	return out, nil
+}

@@ -1,0 +1,55 @@
+package fs
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// MountOptions are the kernel-facing choices of a mount.
+type MountOptions struct {
+	AllowOther bool   // let other local users in (exclusive-access data!)
+	Debug      bool   // log every FUSE request
+	Source     string // shown as the mount's source in /proc/mounts, e.g. the server
+}
+
+// Mount mounts root read-only at dir and returns once the kernel has it.
+// As root it mounts with mount(2) directly; otherwise through fusermount3.
+func Mount(dir string, root gofs.InodeEmbedder, o Options, mo MountOptions) (*fuse.Server, error) {
+	o = o.withDefaults()
+	src := mo.Source
+	if src == "" {
+		src = "mastfs"
+	}
+	direct := os.Geteuid() == 0
+	opts := &gofs.Options{
+		EntryTimeout:    &o.DirTTL,
+		AttrTimeout:     &o.DirTTL,
+		NegativeTimeout: &o.NegativeTTL,
+		UID:             o.UID,
+		GID:             o.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:       src,
+			Name:         "mastfs",
+			Options:      []string{"ro"},
+			AllowOther:   mo.AllowOther,
+			Debug:        mo.Debug,
+			DirectMount:  direct,
+			MaxReadAhead: 128 << 10,
+			MaxWrite:     1 << 20,
+			// Kernel requests arrive in parallel; the cache orders them.
+			MaxBackground: 64,
+		},
+	}
+	if direct {
+		opts.MountOptions.DirectMountFlags = syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV
+	}
+	srv, err := gofs.Mount(dir, root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	return srv, nil
+}
