@@ -141,11 +141,7 @@ func localTarget(root, link, target string) (string, bool) {
 		return "", false
 	}
 	// Relative from the link's directory, so the kernel resolves it inside the mount.
-	from := strings.Split(strings.TrimPrefix(dir, "/"), "/")
-	to := strings.Split(strings.TrimPrefix(abs, "/"), "/")
-	if dir == "/" {
-		from = nil
-	}
+	from, to := elements(dir), elements(abs)
 	i := 0
 	for i < len(from) && i < len(to) && from[i] == to[i] {
 		i++
@@ -159,6 +155,14 @@ func localTarget(root, link, target string) (string, bool) {
 		return ".", true
 	}
 	return strings.Join(parts, "/"), true
+}
+
+// elements splits a clean absolute path into its names; "/" has none.
+func elements(p string) []string {
+	if p == "/" {
+		return nil
+	}
+	return strings.Split(strings.TrimPrefix(p, "/"), "/")
 }
 
 func modeType(t EntryType) uint32 {

@@ -1,0 +1,402 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Remote streams come from a small pool shared with the rest of the
+// program, and each costs several round trips to open. So one stream reads
+// a file chunk after chunk for as long as reads stay ahead of it, and the
+// chunks it reads are committed one by one as they complete.
+
+// fileState is the fetch side of one remote file: its access pattern and
+// the streams reading it.
+type fileState struct {
+	id      fileID
+	nchunks int64
+
+	mu      sync.Mutex // guards pat, streams, and the fields of each stream marked as guarded by it
+	pat     pattern
+	streams []*stream
+}
+
+// stream is one remote read of a file from a chunk boundary onwards.
+type stream struct {
+	f      *fileState
+	start  int64         // first chunk
+	wake   chan struct{} // capacity 1: want grew, or stop was asked
+	linger bool          // guarded by f.mu: stay open a moment once want is met
+
+	// guarded by f.mu
+	next, want int64         // chunks [next, want) are still to be read
+	cap        int64         // want never passes this: the end of the stream's segment
+	stop, done bool          // stop asked; goroutine finished
+	err        error         // why the stream ended, if it failed
+	progress   chan struct{} // closed and replaced whenever next advances, and when done
+}
+
+func (f *fileState) stopAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.streams {
+		s.stopLocked()
+	}
+}
+
+func (s *stream) stopLocked() {
+	s.stop = true
+	s.signal()
+}
+
+func (s *stream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// slots bounds the remote streams open at once. A stream that lingers for
+// a follow-up read gives its slot up as soon as anyone waits for one.
+type slots struct {
+	sem     chan struct{}
+	waiting atomic.Int32
+
+	mu   sync.Mutex // guards idle
+	idle []*stream  // lingering streams, oldest first
+}
+
+func (sl *slots) acquire(ctx context.Context) error {
+	select {
+	case sl.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	sl.waiting.Add(1)
+	defer sl.waiting.Add(-1)
+	sl.mu.Lock()
+	var victim *stream
+	if len(sl.idle) > 0 {
+		victim = sl.idle[0]
+	}
+	sl.mu.Unlock()
+	if victim != nil {
+		victim.f.mu.Lock()
+		victim.stopLocked()
+		victim.f.mu.Unlock()
+	}
+	select {
+	case sl.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sl *slots) release() { <-sl.sem }
+
+func (sl *slots) setIdle(s *stream, idle bool) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	sl.idle = slices.DeleteFunc(sl.idle, func(x *stream) bool { return x == s })
+	if idle {
+		sl.idle = append(sl.idle, s)
+	}
+}
+
+func flightKey(id fileID, i int64) string {
+	return string(id.verHash[:]) + strconv.FormatInt(i, 10)
+}
+
+// fetch makes chunk i of f arrive in the cache (or in the spill, when the
+// disk refuses it), extending a stream already on its way there or starting
+// one. The stream's plan runs on to the last chunk before want that is not
+// cached. It runs once per chunk under singleflight.
+func (c *Cache) fetch(f *fileState, i, want, reach int64, linger bool) error {
+	first, last := c.store.missing(f.id, i, max(want, i+1))
+	if first != i {
+		return nil
+	}
+	s := c.streamFor(f, i, last+1, reach, linger, 0)
+	if s == nil {
+		return ErrClosed
+	}
+	err := c.waitChunk(c.ctx, s, i)
+	if err != nil && c.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return err
+}
+
+// prefetch keeps a sequential run's window ahead of a read of chunks [a, b]:
+// it extends or starts streams for the chunks of [a, want) that are not
+// cached. When some of [a, b] are missing, the read itself fetches them.
+// Cached chunks between missing ones are read through and discarded: a new
+// stream would cost more round trips than it saves. With StreamsPerFile > 1
+// the window is cut into segments, each read by a stream of its own.
+func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
+	if want <= b+1 {
+		return
+	}
+	first, last := c.store.missing(f.id, a, want)
+	if first <= b {
+		return
+	}
+	limit := 0
+	if c.segment > 0 {
+		limit = c.cfg.StreamsPerFile
+	}
+	for i := first; i >= 0; {
+		end := min(c.segmentEnd(f, i), last+1)
+		if c.streamFor(f, i, end, reach, true, limit) == nil || c.segment == 0 {
+			return
+		}
+		i, _ = c.store.missing(f.id, end, last+1)
+	}
+}
+
+// segmentEnd returns the end of the segment holding chunk i.
+func (c *Cache) segmentEnd(f *fileState, i int64) int64 {
+	if c.segment == 0 {
+		return f.nchunks
+	}
+	return min((i/c.segment+1)*c.segment, f.nchunks)
+}
+
+// streamFor returns a stream that will deliver chunk i: a live one already
+// positioned at or before i, by at most reach chunks or with i in its plan,
+// extended towards want; or a new one, unless limit (if not 0) streams are
+// already reading the file. It returns nil then, and once the cache is closed.
+func (c *Cache) streamFor(f *fileState, i, want, reach int64, linger bool, limit int) *stream {
+	want = min(max(want, i+1), f.nchunks)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	live := 0
+	for _, s := range f.streams {
+		if !s.stop && s.next < s.cap {
+			live++ // streams done with their segment don't count: they give way
+		}
+		if s.stop || s.next > i {
+			continue
+		}
+		if i == s.cap && s.next == s.cap && !f.ownedLocked(i, s) {
+			s.cap = c.segmentEnd(f, i) // on into the next segment, which no one reads
+		}
+		if i >= s.cap || (i >= s.want && i-s.next > reach) {
+			continue
+		}
+		s.linger = s.linger || linger
+		if w := min(want, s.cap); w > s.want {
+			s.want = w
+			s.signal()
+		}
+		return s
+	}
+	if limit > 0 && live >= limit {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	end := c.segmentEnd(f, i)
+	s := &stream{f: f, start: i, next: i, want: min(want, end), cap: end, linger: linger,
+		wake: make(chan struct{}, 1), progress: make(chan struct{})}
+	f.streams = append(f.streams, s)
+	c.wg.Add(1)
+	go c.run(s)
+	return s
+}
+
+// ownedLocked reports whether chunk i lies in the segment of a live stream other than s.
+func (f *fileState) ownedLocked(i int64, s *stream) bool {
+	for _, x := range f.streams {
+		if x != s && !x.stop && x.start <= i && i < x.cap {
+			return true
+		}
+	}
+	return false
+}
+
+// waitChunk waits until s has delivered chunk i or ended. It returns nil
+// when the chunk is delivered or the stream stopped early without an error:
+// the caller then looks in the cache again.
+func (c *Cache) waitChunk(ctx context.Context, s *stream, i int64) error {
+	for {
+		s.f.mu.Lock()
+		next, done, err, progress := s.next, s.done, s.err, s.progress
+		s.f.mu.Unlock()
+		if next > i {
+			return nil
+		}
+		if done {
+			return err
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// run is a stream's goroutine.
+func (c *Cache) run(s *stream) {
+	defer c.wg.Done()
+	err := c.slots.acquire(c.ctx)
+	if err == nil {
+		var rc io.ReadCloser
+		err = c.pump(s, &rc)
+		if rc != nil {
+			rc.Close() // early, usually: the rest of the file was not wanted
+		}
+		c.slots.release()
+	}
+	c.slots.setIdle(s, false)
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s.done, s.stop, s.err = true, true, err
+	close(s.progress)
+	f.streams = slices.DeleteFunc(f.streams, func(x *stream) bool { return x == s })
+}
+
+// pump reads chunks from the remote until the stream's plan is done.
+func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
+	f := s.f
+	cs := c.cfg.ChunkSize
+	for {
+		i, ok := c.nextChunk(s)
+		if !ok {
+			return nil
+		}
+		if *rc == nil {
+			r, err := c.remote.ReadAt(c.ctx, f.id.Path, s.start*cs)
+			if err != nil {
+				return err
+			}
+			*rc = r
+			c.opened.Add(1)
+		}
+		bp := c.bufs.Get().(*[]byte)
+		buf := (*bp)[:headerLen+c.store.chunkLen(f.id, i)]
+		n, err := io.ReadFull(*rc, buf[headerLen:])
+		c.fetched.Add(int64(n))
+		if err != nil {
+			c.bufs.Put(bp)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("remote file ended at %d of %d bytes: %w", i*cs+int64(n), f.id.Size, io.ErrUnexpectedEOF)
+			}
+			return err
+		}
+		if !c.store.has(f.id, i) {
+			c.commit(f.id, i, buf)
+		}
+		c.bufs.Put(bp)
+		f.mu.Lock()
+		s.next = i + 1
+		close(s.progress)
+		s.progress = make(chan struct{})
+		f.mu.Unlock()
+	}
+}
+
+// nextChunk returns the next chunk to read, or false when the stream should
+// end: stop was asked, the file is read to its end, or the plan is met and
+// no read extended it within the idle timeout.
+func (c *Cache) nextChunk(s *stream) (int64, bool) {
+	f := s.f
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+			c.slots.setIdle(s, false)
+		}
+	}()
+	for {
+		f.mu.Lock()
+		if !s.stop && s.next < s.want {
+			i := s.next
+			f.mu.Unlock()
+			return i, true
+		}
+		if s.stop || s.next >= f.nchunks || !s.linger || (s.next == s.cap && f.ownedLocked(s.cap, s)) {
+			s.stop = true
+			f.mu.Unlock()
+			return 0, false
+		}
+		f.mu.Unlock()
+		if idle == nil {
+			// Registered as idle before looking for waiters, while a waiter
+			// counts itself before looking for idle streams: one sees the other.
+			c.slots.setIdle(s, true)
+			idle = time.NewTimer(c.cfg.IdleTimeout)
+		}
+		if c.slots.waiting.Load() > 0 {
+			f.mu.Lock()
+			s.linger = false // a reader needs the slot more than a reader that may come
+			f.mu.Unlock()
+			continue
+		}
+		select {
+		case <-s.wake:
+		case <-idle.C:
+			f.mu.Lock()
+			s.linger = false // decide under the lock whether a read came just in time
+			f.mu.Unlock()
+		case <-c.ctx.Done():
+			return 0, false
+		}
+	}
+}
+
+// commit writes a chunk to the cache. When the disk refuses it, it evicts
+// and tries once more; failing that, the chunk goes to the spill, a few
+// chunks kept in memory so the read is served all the same.
+func (c *Cache) commit(id fileID, i int64, buf []byte) {
+	err := c.store.put(id, i, buf)
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, errStale) {
+		c.log.Warn("cache: write failed; evicting and retrying", "path", id.Path, "chunk", i, "err", err)
+		used, _, _ := c.store.stats()
+		c.store.evict(max(4*(headerLen+c.cfg.ChunkSize), used/8))
+		if err = c.store.put(id, i, buf); err == nil {
+			return
+		}
+		c.writeErrors.Add(1)
+		c.log.Warn("cache: write failed again; serving the chunk uncached", "path", id.Path, "chunk", i, "err", err)
+	}
+	c.spill.Add(flightKey(id, i), bytes.Clone(buf[headerLen:]))
+}
+
+// fetchUncached reads bytes straight from the remote into dst, for a read
+// whose chunk keeps vanishing from a cache far too small for its load.
+func (c *Cache) fetchUncached(ctx context.Context, id fileID, off int64, dst []byte) error {
+	if err := c.slots.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.slots.release()
+	rc, err := c.remote.ReadAt(ctx, id.Path, off)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	c.opened.Add(1)
+	n, err := io.ReadFull(rc, dst)
+	c.fetched.Add(int64(n))
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("remote file ended at %d of %d bytes: %w", off+int64(n), id.Size, io.ErrUnexpectedEOF)
+	}
+	return err
+}
