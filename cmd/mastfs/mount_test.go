@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -97,8 +96,12 @@ func (m *mount) start(t *testing.T, stdin string, args []string) *mount {
 	t.Helper()
 	m.cmd = exec.Command(binary, args...)
 	m.cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	m.cmd.Stdout, m.cmd.Stderr = &out, &out
+	out, err := os.Create(m.logFile + ".out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	m.cmd.Stdout, m.cmd.Stderr = out, out
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +113,7 @@ func (m *mount) start(t *testing.T, stdin string, args []string) *mount {
 		select {
 		case err := <-m.done:
 			m.done <- err
-			t.Fatalf("mastfs exited before mounting: %v\n%s\n%s", err, out.String(), m.log(t))
+			t.Fatalf("mastfs exited before mounting: %v\n%s", err, m.log(t))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -143,9 +146,11 @@ func (m *mount) stop(t *testing.T) error {
 	return err
 }
 
+// log is what the mount logged, and printed to its stdout and stderr.
 func (m *mount) log(t *testing.T) string {
 	b, _ := os.ReadFile(m.logFile)
-	return string(b)
+	o, _ := os.ReadFile(m.logFile + ".out")
+	return string(b) + string(o)
 }
 
 // mounted reports whether dir is a mount point in /proc/self/mountinfo.
