@@ -37,7 +37,6 @@ func sharedStage(t *testing.T) *ftpstest.Stage {
 	if stageErr != nil {
 		t.Fatal(stageErr)
 	}
-	t.Cleanup(func() {}) // the stage lives until the process ends
 	return stage
 }
 
@@ -157,8 +156,6 @@ with fits.open(sys.argv[1], memmap=True) as h:
 		t.Errorf("astropy: %q", out)
 	}
 }
-
-func itoa(n int64) string { return formatInt(n) }
 
 
 // TestReadOnlyAndTools: find and du work; every kind of write fails with EROFS.

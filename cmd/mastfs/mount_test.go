@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,6 +222,6 @@ func walkMount(t *testing.T, dir string) map[string]iofs.FileInfo {
 	return got
 }
 
-func formatInt(n int64) string { return fmt.Sprint(n) }
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
