@@ -157,7 +157,6 @@ with fits.open(sys.argv[1], memmap=True) as h:
 	}
 }
 
-
 // TestReadOnlyAndTools: find and du work; every kind of write fails with EROFS.
 func TestReadOnlyAndTools(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
