@@ -95,7 +95,14 @@ func startMount(t *testing.T, s *ftpstest.Server, stdin string, args ...string) 
 
 func (m *mount) start(t *testing.T, stdin string, args []string) *mount {
 	t.Helper()
+	return m.startWith(t, stdin, args, nil)
+}
+
+// startWith starts the mount process, with credentials when attr says.
+func (m *mount) startWith(t *testing.T, stdin string, args []string, attr *syscall.SysProcAttr) *mount {
+	t.Helper()
 	m.cmd = exec.Command(binary, args...)
+	m.cmd.SysProcAttr = attr
 	m.cmd.Stdin = strings.NewReader(stdin)
 	out, err := os.Create(m.logFile + ".out")
 	if err != nil {
