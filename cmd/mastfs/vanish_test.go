@@ -1,0 +1,56 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"mastfs/ftps/ftpstest"
+)
+
+// TestVanishedDirectory: a staged directory deleted on the server leaves
+// the mount once its listing expires, and its cached chunks go with it.
+func TestVanishedDirectory(t *testing.T) {
+	st := ftpstest.NewStage(t, ftpstest.StageOptions{ManyFiles: -1, LargeSize: 2 << 20})
+	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
+	m := startMount(t, s, "", "--remote-dir", "/anonymous", "--dir-cache-ttl", "1s")
+	stageDir := filepath.Join(m.dir, "anonymous67890")
+	file := filepath.Join(stageDir, "README.txt")
+	if _, err := os.ReadFile(file); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("/anonymous/anonymous67890/README.txt"))
+	h := hex.EncodeToString(sum[:])
+	chunks := filepath.Join(m.cacheDir, "v1", "chunks", h[:2], h)
+	if _, err := os.Stat(chunks); err != nil {
+		t.Fatalf("no cached chunks for the file: %v", err)
+	}
+
+	if err := os.RemoveAll(st.Local(ftpstest.AnonDir2)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := os.Stat(stageDir)
+		if errors.Is(err, syscall.ENOENT) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deleted directory still in the mount after 20s: %v", err)
+		}
+		// Listing the parent is what a user does, and what refreshes it.
+		_, _ = os.ReadDir(m.dir)
+		time.Sleep(300 * time.Millisecond)
+	}
+	if _, err := os.Stat(chunks); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("chunks of the deleted directory still cached: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.dir, "anonymous12345")); err != nil {
+		t.Errorf("the other stage went too: %v", err)
+	}
+}
