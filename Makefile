@@ -4,7 +4,7 @@ BIN      ?= bin/mastfs
 TIMEOUT  ?= 15m
 PKGS     ?= ./...
 
-.PHONY: all build test deps check bench install clean
+.PHONY: all build test deps check bench bench-quick install clean
 
 all: build
 
@@ -13,6 +13,13 @@ build:
 
 install:
 	$(GO) install ./cmd/mastfs
+
+# demo mounts a generated MAST-like stage at ./mnt, served by an FTPS server
+# inside mastfs: no account, no network. Ctrl-C unmounts.
+.PHONY: demo
+demo: build
+	@mkdir -p mnt
+	$(BIN) demo mnt
 
 # deps installs what the integration tests need (fuse3, vsftpd, pure-ftpd,
 # openssl, curl, python3-astropy) when it is missing, or says how to.
@@ -23,10 +30,28 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TIMEOUT) $(PKGS)
 
+# stress runs the long reliability tests, left out of make test: 32
+# readers for a minute through one mount (cmd/mastfs/stress_test.go).
+.PHONY: stress
+stress: deps
+	$(GO) vet -tags stress ./...
+	$(GO) test -tags stress -count=1 -timeout 30m -run '^TestLoad' -v ./cmd/mastfs/
+
 check:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; fi
+
+# bench compares mastfs with rclone mount and curl on one vsftpd, near and
+# through a delay proxy (about 25 minutes); results go to bench/results/.
+# bench-quick is the same with small files and 3 runs, for iteration.
+bench: build
+	@bash bench/deps.sh
+	MASTFS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench$$' -v ./bench/
+
+bench-quick: build
+	@bash bench/deps.sh
+	MASTFS_BENCH=quick $(GO) test -count=1 -timeout 30m -run '^TestBench$$' -v ./bench/
 
 clean:
 	rm -rf bin

@@ -19,6 +19,7 @@ import (
 // serverFlags are shared by every command that talks to a server.
 type serverFlags struct {
 	host, tlsMode, user, email, remoteDir, caFile string
+	passwordFile                                  string
 	port, maxConns                                int
 	passwordStdin, insecureSkipVerify, plaintext  bool
 	timeout                                       time.Duration
@@ -31,6 +32,7 @@ func (s *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.user, "user", "anonymous", "login `name`: anonymous, or your registered email for exclusive-access data")
 	fs.StringVar(&s.email, "email", "", "email `address` sent as the anonymous password (env MASTFS_EMAIL)")
 	fs.BoolVar(&s.passwordStdin, "password-stdin", false, "read the password from the first line of standard input (else env MASTFS_PASSWORD, else a prompt)")
+	fs.StringVar(&s.passwordFile, "password-file", "", "read the password from the first line of `file` (mode 0600), e.g. for an fstab mount")
 	fs.StringVar(&s.remoteDir, "remote-dir", "/", "remote `directory` shown at the mount's root, e.g. /anonymous/anonymous12345")
 	fs.StringVar(&s.caFile, "ca-file", "", "trust the PEM certificates in `file` instead of the system roots")
 	fs.BoolVar(&s.insecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (local test servers only)")
@@ -109,6 +111,9 @@ func (s *serverFlags) password(stdin io.Reader) (string, error) {
 			return "", errors.New("--password-stdin: standard input held no password")
 		}
 		return line, nil
+	}
+	if s.passwordFile != "" {
+		return readPasswordFile(s.passwordFile)
 	}
 	if pw := os.Getenv("MASTFS_PASSWORD"); pw != "" {
 		return pw, nil

@@ -21,7 +21,13 @@ Usage:
   mastfs mount [flags] MOUNTPOINT     mount the stage (foreground; --daemon to detach)
   mastfs unmount MOUNTPOINT           unmount it
   mastfs check [flags]                walk every step of talking to the server, and say what fails
+  mastfs prefetch PATH...             read files or directories of a mount into its cache
+  mastfs status [MOUNTPOINT]          server, cache and connections of running mounts
+  mastfs cache du|clear [flags]       what is cached, per file; delete it
+  mastfs demo [MOUNTPOINT]            mount a generated stage served from this process (no account, no network)
   mastfs help COMMAND                 flags and examples of one command
+
+  mastfs SOURCE MOUNTPOINT -o OPTS    as a mount helper: mount -t fuse.mastfs, /etc/fstab (see README)
 
 Exit codes: 0 success, 1 failure (server, mount, cache), 2 bad usage.
 `
@@ -44,6 +50,14 @@ func run(args []string) int {
 		err = cmdUnmount(rest)
 	case "check":
 		err = cmdCheck(rest)
+	case "prefetch":
+		err = cmdPrefetch(rest)
+	case "status":
+		err = cmdStatus(rest)
+	case "cache":
+		err = cmdCache(rest)
+	case "demo":
+		err = cmdDemo(rest)
 	case "help", "-h", "--help":
 		if len(rest) > 0 {
 			return run([]string{rest[0], "--help"})
@@ -51,8 +65,12 @@ func run(args []string) int {
 		fmt.Print(usage)
 		return exitOK
 	default:
-		fmt.Fprintf(os.Stderr, "mastfs: unknown command %q\n\n%s", cmd, usage)
-		return exitUsage
+		if !isMountHelperCall(args) {
+			fmt.Fprintf(os.Stderr, "mastfs: unknown command %q\n\n%s", cmd, usage)
+			return exitUsage
+		}
+		cmd = "mount"
+		err = cmdMountHelper(args)
 	}
 	if err == nil {
 		return exitOK

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -146,7 +147,7 @@ func lockFile(p string) (unlock func(), err error) {
 // local_root as that user before it chroots. Test directories are made
 // 0700, so missing search bits are added on directories under the
 // temporary directory; anywhere else the caller must see to it.
-func (s *Stage) reachable() error {
+func reachable(s *Stage) error {
 	tmp := filepath.Clean(os.TempDir())
 	for d := filepath.Dir(s.Root); ; d = filepath.Dir(d) {
 		st, err := os.Stat(d)
@@ -167,13 +168,18 @@ func (s *Stage) reachable() error {
 	}
 }
 
+var (
+	grantMu sync.Mutex              // guards granted
+	granted = map[*Stage]struct{}{} // stages whose account owns UserDir
+)
+
 // grant gives the account its stage: owned by it, read-only even to it
 // (uploads are no part of MAST, and pure-ftpd would take them), closed to
 // everyone else. It updates the stage record to match.
-func (s *Stage) grant(a *account) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.granted {
+func grant(s *Stage, a *account) error {
+	grantMu.Lock()
+	defer grantMu.Unlock()
+	if _, ok := granted[s]; ok {
 		return nil
 	}
 	for _, f := range s.Files {
@@ -191,6 +197,6 @@ func (s *Stage) grant(a *account) error {
 			f.Mode = fs.ModeDir | 0o500
 		}
 	}
-	s.granted = true
+	granted[s] = struct{}{}
 	return nil
 }

@@ -204,10 +204,10 @@ func newServer(t testing.TB, impl string, o Options, configure func(s *Server) e
 	if err != nil {
 		t.Fatalf("%s: account %s: %v", impl, st.User, err)
 	}
-	if err := st.reachable(); err != nil {
+	if err := reachable(st); err != nil {
 		t.Fatalf("%s: %v", impl, err)
 	}
-	if err := st.grant(acct); err != nil {
+	if err := grant(st, acct); err != nil {
 		t.Fatalf("%s: give %s its stage: %v", impl, st.User, err)
 	}
 	c, err := testCertificate()

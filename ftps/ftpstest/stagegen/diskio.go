@@ -1,4 +1,4 @@
-package ftpstest
+package stagegen
 
 import (
 	"crypto/sha256"

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mastfs/ftps/ftpstest"
+)
+
+// TestPrefetchFillsCache: mastfs prefetch of a whole mount reads every file
+// into the cache, so that a new mount on the same cache reads them all, with
+// the right bytes, and the server sends nothing.
+func TestPrefetchFillsCache(t *testing.T) {
+	privateRuntime(t)
+	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
+	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir)
+	var files []*ftpstest.File
+	var total int64
+	for _, f := range s.Stage.Files {
+		if strings.HasPrefix(f.Path, ftpstest.AnonDir+"/") && !f.IsDir() && !f.IsLink() {
+			files = append(files, f)
+			total += f.Size
+		}
+	}
+
+	out := mustRun(t, "prefetch", "-j", "4", m.dir)
+	if !strings.Contains(out, "prefetched "+plural(int64(len(files)), "file")+", "+formatBytes(total)) {
+		t.Errorf("prefetch of %d files, %d bytes, says:\n%s", len(files), total, out)
+	}
+	if !strings.Contains(out, "ok ") || !strings.Contains(out, "from the server") {
+		t.Errorf("prefetch without a terminal should print plain lines and what came from the server:\n%.2000s", out)
+	}
+	if err := m.stop(t); err != nil {
+		t.Fatalf("unmount: %v\n%s", err, m.log(t))
+	}
+
+	before, err := s.SentBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := startMountOn(t, s, m.cacheDir, "--remote-dir", "/"+ftpstest.AnonDir)
+	for _, f := range files {
+		rel := strings.TrimPrefix(f.Path, ftpstest.AnonDir+"/")
+		if got := sha(t, filepath.Join(again.dir, filepath.FromSlash(rel))); got != f.SHA256 {
+			t.Errorf("%s: wrong bytes from the cache", path.Base(f.Path))
+		}
+	}
+	if r := statusOf(t, again.dir); r.Cache.BytesFetched != 0 || r.Cache.Misses != 0 {
+		t.Errorf("after prefetch, reading everything fetched %d bytes (%d misses)", r.Cache.BytesFetched, r.Cache.Misses)
+	}
+	time.Sleep(300 * time.Millisecond) // the transfer log is written as a transfer ends
+	after, err := s.SentBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("server sent %d bytes of files after prefetch", after-before)
+	}
+
+	// Paths off the mount are refused with the reason.
+	if r := runMastfs(t, "prefetch", t.TempDir()); r.code != exitFailure || !strings.Contains(r.stderr, "not on a mastfs mount") {
+		t.Errorf("prefetch of a plain directory: exit %d, %q", r.code, r.stderr)
+	}
+}
