@@ -225,7 +225,7 @@ func TestConcurrentReadersOneFetch(t *testing.T) {
 func TestSequentialOneStream(t *testing.T) {
 	r := newFake()
 	k := r.add("/seq", 64<<20, 8)
-	c := openCache(t, t.TempDir(), r, func(cfg *Config) { cfg.ChunkSize = 1 << 20 })
+	c := openCache(t, t.TempDir(), r, func(cfg *Config) { cfg.ChunkSize = 1 << 20; cfg.StreamsPerFile = 1 })
 	readSeq(t, c, k, 8, 128<<10)
 	opened, served, _ := r.counts()
 	if opened != 1 || served != k.Size {
@@ -246,6 +246,7 @@ func TestSegments(t *testing.T) {
 	c := openCache(t, t.TempDir(), r, func(cfg *Config) {
 		cfg.ChunkSize = 1 << 20
 		cfg.StreamsPerFile = 4
+		cfg.ReadAhead = 64 << 20 // segments of 16 chunks
 	})
 	readSeq(t, c, k, 22, 128<<10)
 	r.mu.Lock()

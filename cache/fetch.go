@@ -112,6 +112,14 @@ func (sl *slots) setIdle(s *stream, idle bool) {
 	}
 }
 
+// errStreamBroken marks a remote stream that failed after it opened, such
+// as a data connection reset midway: a read waiting on it opens a fresh one
+// from where it stopped, a bounded number of times.
+var errStreamBroken = errors.New("remote stream broke")
+
+// streamRetries is how many fresh streams a read opens after broken ones.
+const streamRetries = 2
+
 func flightKey(id fileID, i int64) string {
 	return string(id.verHash[:]) + strconv.FormatInt(i, 10)
 }
@@ -147,8 +155,19 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 		return
 	}
 	first, last := c.store.missing(f.id, a, want)
-	if first <= b {
+	if first < 0 {
 		return
+	}
+	if first <= b {
+		if c.segment == 0 {
+			return // the read's own stream runs on through the window
+		}
+		// The read fetches the segment it waits for; the segments after it
+		// get streams of their own now, not when the reader reaches them.
+		first, last = c.store.missing(f.id, c.segmentEnd(f, first), want)
+		if first < 0 {
+			return
+		}
 	}
 	limit := 0
 	if c.segment > 0 {
@@ -294,7 +313,10 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 		if err != nil {
 			c.bufs.Put(bp)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				err = fmt.Errorf("remote file ended at %d of %d bytes: %w", i*cs+int64(n), f.id.Size, io.ErrUnexpectedEOF)
+				return fmt.Errorf("remote file ended at %d of %d bytes: %w", i*cs+int64(n), f.id.Size, io.ErrUnexpectedEOF)
+			}
+			if c.ctx.Err() == nil {
+				err = fmt.Errorf("%w at chunk %d: %w", errStreamBroken, i, err)
 			}
 			return err
 		}

@@ -211,6 +211,13 @@ func (s *store) put(id fileID, i int64, buf []byte) error {
 		os.Remove(f.Name())
 		return errStale
 	}
+	if rec.metaOnDisk {
+		// The directory may have been removed under us (someone cleaning
+		// the cache): chunks without their meta are dropped at restart.
+		if _, err := os.Lstat(filepath.Join(dir, metaName)); err != nil {
+			rec.metaOnDisk = false
+		}
+	}
 	if !rec.metaOnDisk {
 		m := fileMeta{path: id.Path, size: id.Size, mtime: id.ModTime, chunkSize: s.chunkSize}
 		if err := writeAtomic(dir, metaName, encodeMeta(m)); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,8 +28,10 @@ type dirNode struct {
 	mu      sync.Mutex // guards entries, fetched, stale, self
 	entries map[string]Entry
 	fetched time.Time
-	stale   bool  // entries came from the copy kept on disk, not the server
+	stale   bool  // entries are a kept copy: the server did not answer
 	self    Entry // this directory as its parent listed it
+
+	refreshing atomic.Bool // a background refresh of a stale listing is running
 }
 
 var (
@@ -43,27 +46,55 @@ var (
 // mount can serve them while the server is unreachable.
 const listingRecord = "listing"
 
-// listing returns the directory's entries, from memory while fresh.
+// listing returns the directory's entries, from memory while fresh. Once
+// the server has failed to answer for it, the copy kept (on disk or in
+// memory) is served at once while the server is asked again in the
+// background: a server gone silent costs a directory one wait, not one
+// per access.
 func (d *dirNode) listing(ctx context.Context) (map[string]Entry, error) {
 	d.mu.Lock()
-	if d.entries != nil && time.Since(d.fetched) < d.t.opts.DirTTL {
-		e := d.entries
-		d.mu.Unlock()
+	e, fresh, stale := d.entries, time.Since(d.fetched) < d.t.opts.DirTTL, d.stale
+	d.mu.Unlock()
+	switch {
+	case e != nil && fresh:
+		return e, nil
+	case e != nil && stale:
+		if d.refreshing.CompareAndSwap(false, true) {
+			go func() {
+				defer d.refreshing.Store(false)
+				d.refresh(context.WithoutCancel(ctx))
+			}()
+		}
 		return e, nil
 	}
-	d.mu.Unlock()
+	return d.refresh(ctx)
+}
+
+// refresh lists the directory on the server (falling back to the copy
+// kept on disk, then to the one in memory, when it cannot be reached) and
+// installs the result.
+func (d *dirNode) refresh(ctx context.Context) (map[string]Entry, error) {
 	v, err, _ := d.t.lists.Do(d.remote, func() (any, error) {
 		// Shared by every waiter: not bound to the first caller's interrupt.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.t.opts.OpTimeout)
 		defer cancel()
 		return d.t.load(lctx, d.remote)
 	})
-	if err != nil {
-		return nil, err
-	}
-	res := v.(loaded)
 	d.mu.Lock()
 	old := d.entries
+	var res loaded
+	switch {
+	case err == nil:
+		res = v.(loaded)
+	case old != nil && !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, iofs.ErrPermission):
+		// Unreachable and nothing on disk (a cache that was deleted or
+		// is full): the copy in memory will do.
+		d.t.log.Warn("server unreachable; serving the listing kept in memory", "dir", d.remote, "err", err)
+		res = loaded{entries: old, stale: true}
+	default:
+		d.mu.Unlock()
+		return nil, err
+	}
 	d.entries, d.fetched, d.stale = res.entries, time.Now(), res.stale
 	if res.stale {
 		// Try the server again soon rather than after a whole TTL.
@@ -107,6 +138,7 @@ type loaded struct {
 func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 	list, err := t.lister.List(ctx, dir)
 	if err == nil {
+		list = t.usable(dir, list)
 		m := make(map[string]Entry, len(list))
 		for _, e := range list {
 			m[e.Name] = e
@@ -135,6 +167,25 @@ func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 		m[e.Name] = e
 	}
 	return loaded{entries: m, stale: true}, nil
+}
+
+// maxName is the longest name a Linux file system holds (NAME_MAX). A
+// longer one could be neither copied out nor, on some kernels, looked up,
+// and some kernels fail the whole directory listing that holds one.
+const maxName = 255
+
+// usable leaves out the names longer than maxName, logging each.
+func (t *tree) usable(dir string, list []Entry) []Entry {
+	out := list[:0]
+	for _, e := range list {
+		if len(e.Name) > maxName {
+			t.log.Warn("name too long for a local file system; left out", "dir", dir,
+				"bytes", len(e.Name), "start", e.Name[:32])
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func (d *dirNode) Opendir(ctx context.Context) syscall.Errno {

@@ -102,7 +102,9 @@ func NewRoot(l Lister, c Contents, opts Options) gofs.InodeEmbedder {
 }
 
 // errno maps our errors to what a system call returns, and logs the failure
-// once, saying what happened on which path.
+// once, saying what happened on which path. Anything but a missing or
+// forbidden path and an interrupt is EIO, including network failures whose
+// errno (ECONNRESET, ETIMEDOUT...) would mean nothing to a reader of a file.
 func (t *tree) errno(op, p string, err error) syscall.Errno {
 	var e syscall.Errno
 	switch {
@@ -116,7 +118,6 @@ func (t *tree) errno(op, p string, err error) syscall.Errno {
 		e = syscall.EACCES
 	case errors.Is(err, context.Canceled):
 		e = syscall.EINTR
-	case errors.As(err, &e):
 	default:
 		e = syscall.EIO
 	}

@@ -41,6 +41,7 @@ type Client struct {
 
 	fallbackOnce sync.Once
 	noMLSD       atomic.Bool // the server's MLSD hides symlink targets: list with LIST
+	unreachable  atomic.Bool // the last operation failed every retry: see noteReach
 }
 
 // errStaleConn asks attempt for another connection: this one was dialed
@@ -78,6 +79,19 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// Ping connects and logs in once, without retries, keeping the connection
+// for the next operation. Its error tells a server that refuses us (an
+// untrusted certificate, a wrong password: not IsTransient) from one that
+// cannot be reached now.
+func (c *Client) Ping(ctx context.Context) error {
+	cn, _, err := c.get(ctx)
+	if err != nil {
+		return err
+	}
+	c.put(cn)
+	return nil
+}
+
 // Host is the server's name as configured.
 func (c *Client) Host() string { return c.cfg.Host }
 
@@ -110,8 +124,12 @@ func (c *Client) Close() error {
 // still checked out for the caller (an open stream).
 func (c *Client) attempt(ctx context.Context, what string, op func(*conn) (keep bool, err error)) error {
 	backoff := 200 * time.Millisecond
+	retries := c.cfg.Retries
+	if c.unreachable.Load() {
+		retries = 0
+	}
 	for try := 0; ; try++ {
-		cn, err := c.get(ctx)
+		cn, reused, err := c.get(ctx)
 		if err == nil {
 			var keep bool
 			keep, err = op(cn)
@@ -123,12 +141,16 @@ func (c *Client) attempt(ctx context.Context, what string, op func(*conn) (keep 
 			case err != nil:
 				c.log.Debug("connection dropped", "conn", cn.id, "op", what, "err", err)
 				c.discard(cn)
+				if reused && brokenConn(err) {
+					c.drainIdle()
+				}
 			}
 		}
 		if errors.Is(err, errStaleConn) && try < c.cfg.Retries+c.cfg.MaxConns {
 			continue // not a failure: take another connection at once
 		}
-		if err == nil || !IsTransient(err) || ctx.Err() != nil || try >= c.cfg.Retries {
+		if err == nil || !IsTransient(err) || ctx.Err() != nil || try >= retries {
+			c.noteReach(err, ctx.Err() == nil)
 			if err != nil && try > 0 {
 				err = fmt.Errorf("%w (after %d attempts)", err, try+1)
 			}
@@ -142,6 +164,24 @@ func (c *Client) attempt(ctx context.Context, what string, op func(*conn) (keep 
 			return ctx.Err()
 		}
 		backoff *= 3
+	}
+}
+
+// noteReach records whether the server answered the last operation. One
+// that failed every retry on network errors marks it unreachable: until an
+// operation succeeds again, each gets a single attempt, so a server gone
+// away or gone silent costs each access one try (one timeout at most),
+// not a whole round of retries.
+func (c *Client) noteReach(err error, tried bool) {
+	switch {
+	case err == nil:
+		if c.unreachable.Swap(false) {
+			c.log.Info("server answers again")
+		}
+	case tried && IsTransient(err) && !errors.Is(err, errStaleConn):
+		if !c.unreachable.Swap(true) {
+			c.log.Warn("server unreachable; one attempt per operation until it answers", "err", err)
+		}
 	}
 }
 
@@ -176,8 +216,12 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 		} else {
 			entries, problems = ParseList(buf.Bytes(), time.Now())
 		}
-		for _, p := range problems {
+		for _, p := range problems[:min(len(problems), maxSkipsLogged)] {
 			c.log.Warn("listing entry skipped", "dir", dir, "err", p)
+		}
+		if len(problems) > maxSkipsLogged {
+			c.log.Warn("listing entries skipped; only the first were logged", "dir", dir,
+				"skipped", len(problems), "logged", maxSkipsLogged)
 		}
 		if mlsd && hidesTargets(entries) {
 			if !c.noMLSD.Swap(true) {
@@ -201,6 +245,10 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 	}
 	return entries, nil
 }
+
+// maxSkipsLogged bounds the lines one listing logs about entries it
+// skipped, so a broken server cannot fill the log.
+const maxSkipsLogged = 20
 
 func hidesTargets(entries []Entry) bool {
 	for _, e := range entries {

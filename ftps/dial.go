@@ -81,6 +81,10 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	cn.deadline(cfg.Timeout)
 	if err := sc.Login(cfg.User, cfg.Password); err != nil {
 		_ = sc.Quit()
+		var ve *tls.CertificateVerificationError
+		if errors.As(err, &ve) { // explicit TLS shakes hands on the first command
+			return nil, c.wrapDialError(err)
+		}
 		var te *textproto.Error
 		if errors.As(err, &te) && (te.Code == ftp.StatusNotLoggedIn || te.Code == ftp.StatusBadCommand) {
 			return nil, fmt.Errorf("login failed for %s at %s: %s: %w", cfg.User, cfg.Host, te.Msg, ErrLogin)
@@ -127,15 +131,17 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 		if tcp, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
 			peer = tcp.IP.String()
 		}
+		// The greeting, AUTH TLS and the handshake that follow get a
+		// deadline too: a server that accepts and then says nothing must
+		// not hold the dial for ever. Login sets the next one.
+		_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
 		sock := raw
 		if c.cfg.TLS == Implicit {
 			tc := tls.Client(raw, cn.tls)
-			_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
 			if err := tc.HandshakeContext(ctx); err != nil {
 				_ = raw.Close()
 				return nil, fmt.Errorf("TLS handshake: %w", err)
 			}
-			_ = raw.SetDeadline(time.Time{})
 			sock = tc
 		}
 		cn.mu.Lock()
@@ -188,14 +194,35 @@ func (d *dataConn) Read(p []byte) (int, error) {
 	}
 	if n > 0 {
 		d.owner.mu.Lock()
-		if d.owner.capture != nil {
-			d.owner.capture.Write(p[:n])
+		capture := d.owner.capture
+		over := false
+		if capture != nil {
+			capture.Write(p[:n])
+			over = capture.Len() > maxListing
+			// Listings are parsed from the capture. The FTP library is
+			// handed one blank line per read, shorter than its own line
+			// limit (64 KiB): a long line cannot fail a listing, and the
+			// library's parsing costs next to nothing.
+			for i := range p[:n-1] {
+				p[i] = ' '
+			}
+			p[n-1] = '\n'
 		}
 		d.owner.mu.Unlock()
 		d.owner.client.stats.bytesRead.Add(int64(n))
+		if over {
+			return n, errListingTooLarge
+		}
 	}
 	return n, err
 }
+
+// maxListing bounds the bytes of one directory listing: over half a
+// million entries, far beyond any stage, and short of what a listing
+// without end from a broken server would cost in memory.
+const maxListing = 64 << 20
+
+var errListingTooLarge = fmt.Errorf("listing longer than %d MiB: refused", maxListing>>20)
 
 // tlsVersion is the protocol a data connection negotiated, or 0.
 func (d *dataConn) tlsVersion() uint16 {

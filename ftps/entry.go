@@ -79,7 +79,7 @@ func IsTransient(err error) bool {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPermission), errors.Is(err, ErrLogin),
 		errors.Is(err, ErrBadName), errors.Is(err, ErrSFTP), errors.Is(err, errClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, errPermanent), errors.As(err, &ve):
+		errors.Is(err, errPermanent), errors.Is(err, errListingTooLarge), errors.As(err, &ve):
 		return false
 	}
 	return true

@@ -13,19 +13,20 @@ func (e *tooManyError) Error() string { return "server refused another connectio
 
 // get hands out a logged-in control connection: an idle one if there is
 // one, a new one while fewer than the limit exist, or the next one released.
-func (c *Client) get(ctx context.Context) (*conn, error) {
+// reused reports an idle one.
+func (c *Client) get(ctx context.Context) (cn *conn, reused bool, err error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			return nil, errClosed
+			return nil, false, errClosed
 		}
 		if n := len(c.idle); n > 0 {
 			cn := c.idle[n-1] // the most recently used is the least likely to have timed out
 			c.idle = c.idle[:n-1]
 			c.busy++
 			c.mu.Unlock()
-			return cn, nil
+			return cn, true, nil
 		}
 		if c.open < c.limit {
 			c.open++
@@ -33,7 +34,7 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 			c.mu.Unlock()
 			cn, err := c.dial(ctx)
 			if err == nil {
-				return cn, nil
+				return cn, false, nil
 			}
 			c.mu.Lock()
 			c.open--
@@ -52,14 +53,14 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 			}
 			c.broadcastLocked()
 			c.mu.Unlock()
-			return nil, err
+			return nil, false, err
 		}
 		wake := c.wake
 		c.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 	}
 }
@@ -99,6 +100,26 @@ func (c *Client) discard(cn *conn) {
 	c.mu.Unlock()
 	c.stats.discarded.Add(1)
 	go cn.close()
+}
+
+// drainIdle closes every idle connection. It follows an idle connection
+// found broken: the others, idle as long, most likely went the same way (a
+// server restart, a firewall that forgot them), and trying each in turn
+// would spend every retry of an operation on dead connections.
+func (c *Client) drainIdle() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.open -= len(idle)
+	c.broadcastLocked()
+	c.mu.Unlock()
+	if len(idle) > 0 {
+		c.log.Debug("idle connections dropped after one was found broken", "conns", len(idle))
+	}
+	for _, cn := range idle {
+		c.stats.discarded.Add(1)
+		go cn.close()
+	}
 }
 
 func (c *Client) broadcastLocked() {

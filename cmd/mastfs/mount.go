@@ -37,6 +37,8 @@ type mountFlags struct {
 	daemon     bool
 	allowOther bool
 	debugFUSE  bool
+	// metricsAddr, when set, serves Prometheus metrics there (internal/status).
+	metricsAddr string
 }
 
 func cmdMount(args []string) error {
@@ -51,6 +53,7 @@ func cmdMount(args []string) error {
 	fset.BoolVar(&m.daemon, "daemon", false, "detach once the mount is ready; the exit status says whether it mounted")
 	fset.BoolVar(&m.allowOther, "allow-other", false, "let other local users read the mount (they can then read exclusive-access data)")
 	fset.BoolVar(&m.debugFUSE, "debug-fuse", false, "log every FUSE request")
+	fset.StringVar(&m.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics, e.g. 127.0.0.1:9464")
 	if err := parse(fset, args, mountExamples); err != nil {
 		return err
 	}
@@ -99,6 +102,27 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteClo
 		return err
 	}
 	defer client.Close()
+	// A server that refuses us (certificate, password) is said so now,
+	// not as EIO on every access; one that cannot be reached is not a
+	// reason to refuse a mount that can serve its cache.
+	pctx, cancel := context.WithTimeout(context.Background(), 3*cfg.Timeout)
+	err = client.Ping(pctx)
+	cancel()
+	if err != nil && !ftps.IsTransient(err) {
+		return err
+	} else if err != nil {
+		log.Warn("server unreachable; mounting anyway, serving what the cache holds", "host", cfg.Host, "err", err)
+	} else {
+		// Log the rest of the pool in now, side by side: the first parallel
+		// reads and listings then find their connections ready.
+		go func() {
+			wctx, cancel := context.WithTimeout(context.Background(), 3*cfg.Timeout)
+			defer cancel()
+			if err := client.Warm(wctx, cfg.MaxConns); err != nil {
+				log.Debug("warming the connection pool", "err", err)
+			}
+		}()
+	}
 
 	ccfg, err := m.cacheConfig(cfg, log)
 	if err != nil {
@@ -125,6 +149,12 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteClo
 			return uint64(max(st.Limit, 0)), uint64(max(free, 0))
 		},
 	}
+	extras, err := startExtras(&mountState{started: time.Now(), mountpoint: mountpoint, cfg: cfg,
+		remoteDir: m.server.remoteDir, cacheDir: ccfg.Dir, cache: store, client: client}, m.metricsAddr, log)
+	if err != nil {
+		return err
+	}
+	defer extras.Close()
 	root := fs.NewRoot(lister{client}, store, opts)
 	srv, err := fs.Mount(mountpoint, root, opts, fs.MountOptions{
 		AllowOther: m.allowOther, Debug: m.debugFUSE,
@@ -170,17 +200,25 @@ func (m *mountFlags) cacheConfig(cfg ftps.Config, log *slog.Logger) (cache.Confi
 	}
 	dir := m.cacheDir
 	if dir == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return cache.Config{}, fmt.Errorf("no --cache-dir and no home directory: %w", err)
-			}
-			base = filepath.Join(home, ".cache")
+		if dir, err = defaultCacheDir(cfg.Host, cfg.User); err != nil {
+			return cache.Config{}, err
 		}
-		dir = filepath.Join(base, "mastfs", safeName(cfg.Host), safeName(cfg.User))
 	}
 	return cache.Config{Dir: dir, MaxBytes: size, ChunkSize: chunk, Streams: cfg.MaxConns, Logger: log}, nil
+}
+
+// defaultCacheDir is where a mount of host as user keeps its cache when no
+// --cache-dir is given: $XDG_CACHE_HOME/mastfs/HOST/USER.
+func defaultCacheDir(host, user string) (string, error) {
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no --cache-dir and no home directory: %w", err)
+		}
+		base = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(base, "mastfs", safeName(host), safeName(user)), nil
 }
 
 // safeName keeps a host or user name usable as one path element.
@@ -232,13 +270,19 @@ func detach(mountpoint string, lazy bool) error {
 	return nil
 }
 
+// mountHint adds to a failed mount what the user can do about it, from
+// what this machine lacks rather than from the error's words.
 func mountHint(err error) error {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "fusermount"):
-		return fmt.Errorf("%w: install Debian's fuse3 (apt-get install fuse3), or mount as root", err)
-	case strings.Contains(msg, "/dev/fuse"):
-		return fmt.Errorf("%w: this machine has no usable /dev/fuse (in a container, pass --device /dev/fuse)", err)
+	if syscall.Access("/dev/fuse", 6 /* R_OK|W_OK */) != nil {
+		return fmt.Errorf("%w: /dev/fuse is missing or not readable and writable by you "+
+			"(Debian makes it crw-rw-rw-; in a container, pass --device /dev/fuse)", err)
+	}
+	if os.Geteuid() != 0 {
+		_, err3 := exec.LookPath("fusermount3")
+		_, err2 := exec.LookPath("fusermount")
+		if err3 != nil && err2 != nil {
+			return fmt.Errorf("%w: mounting as an ordinary user needs fusermount3: apt-get install fuse3", err)
+		}
 	}
 	return err
 }

@@ -17,6 +17,7 @@ import (
 
 // certificate is the self-signed server certificate, made once per test
 // binary: an RSA key takes a noticeable fraction of a second to generate.
+// It names 127.0.0.1 and 127.0.0.3, where tests put a fault proxy.
 type certificate struct {
 	certPEM []byte
 	keyPEM  []byte
@@ -53,7 +54,7 @@ func makeCertificate() (*certificate, error) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true, // its own root, so clients can trust it with --cacert
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 3)},
 		DNSNames:              []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/ftpstest/netproxy"
+)
+
+// Helpers of the fault, hostile-server, process and secret tests.
+
+// mountAt runs mastfs mount against host:port, trusting caFile, with its
+// own mount point, cache and log; unmounted when the test ends.
+func mountAt(t *testing.T, host string, port int, caFile, stdin string, args ...string) *mount {
+	t.Helper()
+	requireFUSE(t)
+	base := t.TempDir()
+	m := &mount{
+		dir:      filepath.Join(base, "mnt"),
+		cacheDir: filepath.Join(base, "cache"),
+		logFile:  filepath.Join(base, "mastfs.log"),
+	}
+	if err := os.Mkdir(m.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return m.start(t, stdin, m.args(host, port, caFile, args...))
+}
+
+// args is the command line of a mount of m against host:port.
+func (m *mount) args(host string, port int, caFile string, extra ...string) []string {
+	all := []string{"mount", "--host", host, "--port", fmt.Sprint(port), "--cache-dir", m.cacheDir,
+		"--log-file", m.logFile, "-v"}
+	if caFile != "" {
+		all = append(all, "--ca-file", caFile)
+	}
+	return append(append(all, extra...), m.dir)
+}
+
+// remount starts mastfs again on the same mount point, cache and log, and
+// waits until the new mount answers: a dead one left on the mount point
+// is in the mount table too.
+func (m *mount) remount(t *testing.T, host string, port int, caFile string, extra ...string) *mount {
+	t.Helper()
+	m2 := &mount{dir: m.dir, cacheDir: m.cacheDir, logFile: m.logFile}
+	m2.start(t, "", m2.args(host, port, caFile, extra...))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := os.Stat(m2.dir)
+		if err == nil && mounted(m2.dir) {
+			return m2
+		}
+		if time.Now().After(deadline) || !m2.alive() {
+			t.Fatalf("remount on %s: %v\n%s", m2.dir, err, m2.log(t))
+		}
+	}
+}
+
+// mountBehindProxy mounts s through p, verifying its certificate there.
+func mountBehindProxy(t *testing.T, s *ftpstest.Server, args ...string) *mount {
+	t.Helper()
+	return mountAt(t, ftpstest.ProxyHost, s.Port, s.CAFile, "", args...)
+}
+
+// proxiedStage starts vsftpd behind a fault proxy, serving a small stage.
+func proxiedStage(t *testing.T, pc netproxy.Config) (*ftpstest.Server, *netproxy.Proxy) {
+	t.Helper()
+	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 16 << 20, ManyFiles: 300})
+	return ftpstest.StartBehindProxy(t, ftpstest.Options{Stage: st}, pc)
+}
+
+// fds counts what a process holds open: sockets, pipes, and the rest
+// (files, /dev/fuse, event descriptors).
+type fds struct{ sockets, pipes, files int }
+
+func fdCount(t *testing.T, pid int) fds {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("count descriptors: %v", err)
+	}
+	var n fds
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		switch {
+		case err != nil: // closed meanwhile
+		case strings.HasPrefix(target, "socket:"):
+			n.sockets++
+		case strings.HasPrefix(target, "pipe:"):
+			n.pipes++
+		default:
+			n.files++
+		}
+	}
+	return n
+}
+
+// fdBudget checks that a mount holds no more files than it did at rest,
+// no more sockets than its pool allows (a control and a data connection
+// per allowed connection) and no more pipes than go-fuse's splice pool
+// keeps for the requests the kernel sends at once. Anything beyond is a
+// leak. It waits a moment for connections being closed.
+func fdBudget(t *testing.T, m *mount, rest, maxConns int) {
+	t.Helper()
+	const splicePipes = 2 * 64 // a pair per request in flight; the mount allows 64 at once
+	pid := m.cmd.Process.Pid
+	var n fds
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		n = fdCount(t, pid)
+		if n.sockets <= 2*maxConns && n.files <= rest && n.pipes <= splicePipes {
+			return
+		}
+	}
+	t.Errorf("mastfs holds %+v descriptors; want at most %d sockets, %d files and %d pipes:\n%s",
+		n, 2*maxConns, rest, splicePipes, fdList(pid))
+}
+
+// restFDs is how many files (not sockets or pipes) a mount holds once it
+// has served a read and is idle.
+func restFDs(t *testing.T, m *mount) int {
+	t.Helper()
+	return fdCount(t, m.cmd.Process.Pid).files
+}
+
+// fdList names what process pid holds open, one descriptor a line.
+func fdList(pid int) string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	var b strings.Builder
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join(dir, e.Name()))
+		fmt.Fprintf(&b, "%s -> %s\n", e.Name(), target)
+	}
+	return b.String()
+}
+
+// timed runs f and returns its error and how long it took; a call that
+// does not return within limit (a freeze) fails the test at once.
+func timed(t *testing.T, what string, limit time.Duration, f func() error) (time.Duration, error) {
+	t.Helper()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return time.Since(start), err
+	case <-time.After(limit):
+		t.Fatalf("%s: no answer after %v", what, limit)
+		return 0, nil
+	}
+}
+
+// isEIO reports whether err is an EIO from the kernel.
+func isEIO(err error) bool { return errors.Is(err, syscall.EIO) }
+
+// alive reports whether the mount's process is still running.
+func (m *mount) alive() bool {
+	select {
+	case err := <-m.done:
+		m.done <- err
+		return false
+	default:
+		return true
+	}
+}
+
+// waitLog polls the mount's log until it holds want, or fails after limit.
+func (m *mount) waitLog(t *testing.T, want string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(m.log(t), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log has no %q after %v:\n%s", want, limit, lastLogLines(m.log(t), 30))
+		}
+	}
+}
+
+func lastLogLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// settledSent waits for the server's transfer log to settle and returns
+// the bytes it has sent so far.
+func settledSent(t *testing.T, s *ftpstest.Server) int64 {
+	t.Helper()
+	var last int64 = -1
+	for range 40 {
+		n, err := s.SentBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == last {
+			return n
+		}
+		last = n
+		time.Sleep(250 * time.Millisecond)
+	}
+	return last
+}
+
+// dropPages drops what the kernel caches of a file's pages, so that the
+// next read reaches mastfs.
+func dropPages(t *testing.T, p string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const fadvDontNeed = 4
+	if _, _, e := syscall.Syscall6(syscall.SYS_FADVISE64, f.Fd(), 0, 0, fadvDontNeed, 0, 0); e != 0 {
+		t.Fatalf("fadvise %s: %v", p, e)
+	}
+}

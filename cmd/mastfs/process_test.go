@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mastfs/ftps/ftpstest"
+)
+
+// Faults of the mastfs process and of its cache's disk.
+
+// chunkFiles lists the chunk files in a cache directory.
+func chunkFiles(t *testing.T, cacheDir string) []string {
+	t.Helper()
+	var out []string
+	root := filepath.Join(cacheDir, "v1", "chunks")
+	_ = filepath.WalkDir(root, func(p string, d iofs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && d.Name() != "meta" && !strings.Contains(d.Name(), ".tmp-") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestKillDuringReadsThenRemount: mastfs killed with SIGKILL under eight
+// readers leaves a dead mount ("transport endpoint is not connected") and a
+// cache written up to some point; the readers get an error, not a hang.
+// Damage on top (a flipped byte, a truncated chunk, a half-written file)
+// changes nothing: the next mastfs mount on the same mount point clears
+// the dead mount, repairs the cache, and every byte read is the server's.
+func TestKillDuringReadsThenRemount(t *testing.T) {
+	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 32 << 20, ManyFiles: -1})
+	sums := bulk(t, st, 7, 8<<20)
+	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
+	large, _ := st.Lookup(ftpstest.LargeFile)
+	sums["../large/large.fits"] = large.SHA256
+	args := []string{"--remote-dir", "/" + ftpstest.AnonDir, "--chunk-size", "256KiB"}
+	m := startMount(t, s, "", args...)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(sums))
+	for name := range sums {
+		wg.Go(func() {
+			f, err := os.Open(filepath.Join(m.dir, "bulk", name))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			_, err = io.Copy(io.Discard, f)
+			errs <- err
+		})
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(chunkFiles(t, m.cacheDir)) < 20; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no chunks cached after 20s of reading")
+		}
+	}
+	if err := m.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("readers still blocked 20s after mastfs was killed")
+	}
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	t.Logf("%d of %d readers cut off by the kill", failed, len(sums))
+	<-m.done
+	m.done <- nil
+	if _, err := os.Stat(m.dir); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("after SIGKILL, stat of the mount point: %v, want ENOTCONN", err)
+	}
+
+	chunks := chunkFiles(t, m.cacheDir)
+	if len(chunks) < 3 {
+		t.Fatalf("only %d chunks cached", len(chunks))
+	}
+	flip, err := os.OpenFile(chunks[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	flip.ReadAt(b, 1000)
+	b[0] ^= 0xff
+	flip.WriteAt(b, 1000)
+	flip.Close()
+	if err := os.Truncate(chunks[1], 100); err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(filepath.Dir(chunks[2]), "7.tmp-123")
+	if err := os.WriteFile(half, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := m.remount(t, s.Host, s.Port, s.CAFile, args...)
+	for name, want := range sums {
+		if got := sha(t, filepath.Join(m2.dir, "bulk", name)); got != want {
+			t.Errorf("%s after the kill and remount differs", name)
+		}
+	}
+	log := m2.log(t)
+	for _, want := range []string{"stale mount", "removing a file left half-written", "removing a damaged chunk", "dropping damaged chunk"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log after remount has no %q", want)
+		}
+	}
+	if _, err := os.Stat(half); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("half-written file still there: %v", err)
+	}
+}
+
+// TestCacheOnTinyDisk: a cache on an 8 MiB tmpfs, read through with 40 MiB
+// of files, then with the disk filled by someone else: every read is
+// right, served uncached when nothing fits.
+func TestCacheOnTinyDisk(t *testing.T) {
+	requireFUSE(t)
+	tiny := t.TempDir()
+	if err := syscall.Mount("tmpfs", tiny, "tmpfs", 0, "size=8m,mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(tiny, syscall.MNT_DETACH) }) // after the mount stops: cleanups run last first
+
+	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 16 << 20, ManyFiles: -1})
+	sums := bulk(t, st, 6, 4<<20)
+	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
+	base := t.TempDir()
+	m := &mount{dir: filepath.Join(base, "mnt"), cacheDir: filepath.Join(tiny, "cache"), logFile: filepath.Join(base, "mastfs.log")}
+	if err := os.Mkdir(m.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m.start(t, "", m.args(s.Host, s.Port, s.CAFile, "--remote-dir", "/"+ftpstest.AnonDir, "--cache-size", "1GiB"))
+	large, _ := st.Lookup(ftpstest.LargeFile)
+	read := func(what string) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for name, want := range sums {
+			wg.Go(func() {
+				if got := sha(t, filepath.Join(m.dir, "bulk", name)); got != want {
+					t.Errorf("%s: %s differs", what, name)
+				}
+			})
+		}
+		wg.Go(func() {
+			if got := sha(t, filepath.Join(m.dir, "large", "large.fits")); got != large.SHA256 {
+				t.Errorf("%s: large.fits differs", what)
+			}
+		})
+		wg.Wait()
+	}
+	read("cache bound to a tiny disk")
+	m.waitLog(t, "limit lowered to fit free disk", time.Second)
+
+	// Someone else fills the disk.
+	filler, err := os.Create(filepath.Join(tiny, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := filler.Write(buf); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	read("disk full")
+	m.waitLog(t, "write failed", time.Second)
+	if !m.alive() {
+		t.Fatal("mastfs died")
+	}
+}
+
+// TestCacheDirDeleted: the cache directory removed under a running mount;
+// reads go on, right, the cache is rebuilt, and what was read after the
+// removal is served from it after a remount.
+func TestCacheDirDeleted(t *testing.T) {
+	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 8 << 20, ManyFiles: -1})
+	sums := bulk(t, st, 3, 3<<20)
+	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
+	args := []string{"--remote-dir", "/" + ftpstest.AnonDir}
+	m := startMount(t, s, "", args...)
+	file := func(i int) (string, string) {
+		name := fmt.Sprintf("file%02d.bin", i)
+		return filepath.Join(m.dir, "bulk", name), sums[name]
+	}
+	p0, want0 := file(0)
+	if got := sha(t, p0); got != want0 {
+		t.Fatal("first read differs")
+	}
+	if err := os.RemoveAll(m.cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	dropPages(t, p0) // so the next read of it reaches the cache
+	for i := range 3 {
+		p, want := file(i)
+		if got := sha(t, p); got != want {
+			t.Fatalf("file %d after the cache was removed differs", i)
+		}
+	}
+	if _, err := os.ReadDir(filepath.Join(m.dir, "nested")); err != nil {
+		t.Fatal(err)
+	}
+	if len(chunkFiles(t, m.cacheDir)) == 0 {
+		t.Fatal("no chunk written after the cache was removed")
+	}
+	if err := m.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	before := settledSent(t, s)
+	m2 := m.remount(t, s.Host, s.Port, s.CAFile, args...)
+	for i := range 3 {
+		p, want := file(i)
+		if got := sha(t, filepath.Join(m2.dir, "bulk", filepath.Base(p))); got != want {
+			t.Fatalf("file %d after remount differs", i)
+		}
+	}
+	if sent := settledSent(t, s) - before; sent != 0 {
+		t.Errorf("server sent %d bytes after remount: what was cached after the removal did not survive", sent)
+	}
+}

@@ -1,0 +1,30 @@
+package ftps
+
+import (
+	"context"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Warm logs in up to n connections at once (at most MaxConns) and leaves
+// them idle in the pool, so that the first parallel reads and listings
+// don't each wait for a login: a login costs about ten round trips.
+func (c *Client) Warm(ctx context.Context, n int) error {
+	n = min(n, c.cfg.MaxConns)
+	conns := make([]*conn, n)
+	var g errgroup.Group
+	for i := range conns {
+		g.Go(func() error {
+			cn, _, err := c.get(ctx)
+			conns[i] = cn
+			return err
+		})
+	}
+	err := g.Wait()
+	for _, cn := range conns {
+		if cn != nil {
+			c.put(cn)
+		}
+	}
+	return err
+}
