@@ -76,6 +76,9 @@ func (d *dirNode) listing(ctx context.Context) (map[string]Entry, error) {
 func (d *dirNode) refresh(ctx context.Context) (map[string]Entry, error) {
 	v, err, _ := d.t.lists.Do(d.remote, func() (any, error) {
 		// Shared by every waiter: not bound to the first caller's interrupt.
+		if res, ok := d.t.ahead.take(d.remote); ok {
+			return res, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.t.opts.OpTimeout)
 		defer cancel()
 		return d.t.load(lctx, d.remote)
@@ -200,6 +203,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, d.t.errno("readdir", d.remote, d.refine(ctx, err))
 	}
+	d.t.ahead.start(d.subdirs(ents))
 	names := make([]string, 0, len(ents))
 	for n := range ents {
 		names = append(names, n)

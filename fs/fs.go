@@ -63,6 +63,7 @@ type Options struct {
 	Logger      *slog.Logger
 	Statfs      func() (total, free uint64) // what df shows; nil: zeros
 	UID, GID    uint32                      // owner shown on every node
+	ListAhead   int                         // subdirectory listings made ahead at once; 0: 3, negative: none
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +71,9 @@ func (o Options) withDefaults() Options {
 		o.RemoteDir = "/"
 	}
 	o.RemoteDir = path.Clean("/" + o.RemoteDir)
+	if o.ListAhead == 0 {
+		o.ListAhead = 3
+	}
 	if o.DirTTL <= 0 {
 		o.DirTTL = 5 * time.Minute
 	}
@@ -92,12 +96,14 @@ type tree struct {
 	contents Contents
 	log      *slog.Logger
 	lists    singleflight.Group // one listing in flight per directory
+	ahead    *ahead             // nil when listing ahead is off
 }
 
 // NewRoot returns the root node of a tree showing opts.RemoteDir.
 func NewRoot(l Lister, c Contents, opts Options) gofs.InodeEmbedder {
 	opts = opts.withDefaults()
 	t := &tree{opts: opts, lister: l, contents: c, log: opts.Logger}
+	t.ahead = newAhead(t, opts.ListAhead)
 	return &dirNode{t: t, remote: opts.RemoteDir}
 }
 

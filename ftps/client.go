@@ -174,7 +174,7 @@ func (c *Client) attempt(ctx context.Context, what string, op func(*conn) (keep 
 // not a whole round of retries.
 func (c *Client) noteReach(err error, tried bool) {
 	switch {
-	case err == nil:
+	case err == nil || !IsTransient(err) && !brokenConn(err): // a reply, even a refusal
 		if c.unreachable.Swap(false) {
 			c.log.Info("server answers again")
 		}
@@ -195,7 +195,7 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 	var entries []Entry
 	err := c.attempt(ctx, "list "+dir, func(cn *conn) (bool, error) {
 		mlsd := cn.sc.IsTimePreciseInList()
-		if mlsd && c.noMLSD.Load() {
+		if (mlsd && c.noMLSD.Load()) || c.oldTLS(cn) {
 			return false, errStaleConn
 		}
 		var buf bytes.Buffer
@@ -208,7 +208,7 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 		cn.capture = nil
 		cn.mu.Unlock()
 		if err != nil {
-			return false, c.opError("list", dir, err)
+			return false, c.opError(cn, "list", dir, err)
 		}
 		var problems []error
 		if mlsd {
@@ -235,7 +235,7 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 			// directory itself: ask the directory.
 			cn.deadline(c.cfg.Timeout)
 			if err := cn.sc.ChangeDir(dir); err != nil {
-				return false, c.opError("list", dir, err)
+				return false, c.opError(cn, "list", dir, err)
 			}
 		}
 		return false, nil
@@ -249,6 +249,12 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 // maxSkipsLogged bounds the lines one listing logs about entries it
 // skipped, so a broken server cannot fill the log.
 const maxSkipsLogged = 20
+
+// oldTLS reports whether cn was dialed allowing a TLS version the server
+// has since been found to refuse on data connections.
+func (c *Client) oldTLS(cn *conn) bool {
+	return cn.tls != nil && cn.tls.MaxVersion > uint16(c.tlsMax.Load())
+}
 
 func hidesTargets(entries []Entry) bool {
 	for _, e := range entries {
@@ -271,10 +277,13 @@ func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadClo
 	}
 	var s *stream
 	err := c.attempt(ctx, "read "+file, func(cn *conn) (bool, error) {
+		if c.oldTLS(cn) {
+			return false, errStaleConn
+		}
 		cn.deadline(c.cfg.Timeout)
 		resp, err := cn.sc.RetrFrom(file, uint64(off))
 		if err != nil {
-			return false, c.opError("read", file, err)
+			return false, c.opError(cn, "read", file, err)
 		}
 		s = &stream{c: c, cn: cn, resp: resp, path: file}
 		s.stop = context.AfterFunc(ctx, func() { _ = resp.SetDeadline(time.Unix(1, 0)) })
@@ -363,16 +372,18 @@ func cutShortReply(code int) bool {
 
 // opError turns an FTP library error into one of ours, noting a refused TLS
 // session reuse as a reason to fall back to TLS 1.2.
-func (c *Client) opError(op, p string, err error) error {
+func (c *Client) opError(cn *conn, op, p string, err error) error {
 	var te *textproto.Error
-	if errors.As(err, &te) && (te.Code == 522 || te.Code == 425) && c.tlsMax.Load() > tls.VersionTLS12 &&
-		c.cfg.TLS != Plaintext {
+	if errors.As(err, &te) && (te.Code == 522 || te.Code == 425) && cn.tls != nil &&
+		cn.tls.MaxVersion != tls.VersionTLS12 {
 		c.fallbackOnce.Do(func() {
 			c.tlsMax.Store(tls.VersionTLS12)
 			c.stats.tlsFallbacks.Add(1)
 			c.log.Warn("server refused a TLS 1.3 data connection; using TLS 1.2 for it from now on",
 				"reply", fmt.Sprintf("%d %s", te.Code, te.Msg))
 		})
+		// This connection negotiated 1.3: try again on one that will not.
+		return fmt.Errorf("%s %s: %w (%w)", op, p, errStaleConn, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, p, classify(err))
 }

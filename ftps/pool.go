@@ -3,6 +3,7 @@ package ftps
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -79,10 +80,8 @@ func (c *Client) requeue(cn *conn) {
 	c.mu.Lock()
 	c.busy--
 	if c.closed || c.open > c.limit {
-		c.open--
-		c.broadcastLocked()
 		c.mu.Unlock()
-		go cn.close()
+		c.retire(cn)
 		return
 	}
 	c.idle = append(c.idle, cn)
@@ -95,11 +94,27 @@ func (c *Client) requeue(cn *conn) {
 func (c *Client) discard(cn *conn) {
 	c.mu.Lock()
 	c.busy--
-	c.open--
-	c.broadcastLocked()
 	c.mu.Unlock()
 	c.stats.discarded.Add(1)
-	go cn.close()
+	c.retire(cn)
+}
+
+// retire closes connections and only then frees their places in the pool,
+// so the sockets open never outnumber the limit, not even for a moment.
+func (c *Client) retire(conns ...*conn) {
+	var wg sync.WaitGroup
+	for _, cn := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cn.close()
+		}()
+	}
+	wg.Wait()
+	c.mu.Lock()
+	c.open -= len(conns)
+	c.broadcastLocked()
+	c.mu.Unlock()
 }
 
 // drainIdle closes every idle connection. It follows an idle connection
@@ -110,16 +125,13 @@ func (c *Client) drainIdle() {
 	c.mu.Lock()
 	idle := c.idle
 	c.idle = nil
-	c.open -= len(idle)
-	c.broadcastLocked()
 	c.mu.Unlock()
-	if len(idle) > 0 {
-		c.log.Debug("idle connections dropped after one was found broken", "conns", len(idle))
+	if len(idle) == 0 {
+		return
 	}
-	for _, cn := range idle {
-		c.stats.discarded.Add(1)
-		go cn.close()
-	}
+	c.log.Debug("idle connections dropped after one was found broken", "conns", len(idle))
+	c.stats.discarded.Add(int64(len(idle)))
+	c.retire(idle...)
 }
 
 func (c *Client) broadcastLocked() {
@@ -157,18 +169,14 @@ func (c *Client) tend() {
 		}
 		c.idle = keep
 		c.busy += len(check)
-		c.open -= len(drop)
-		if len(drop) > 0 {
-			c.broadcastLocked()
-		}
 		// Regrow a limit shrunk by a 421 after a while: the other client may be gone.
 		if c.limit < c.cfg.MaxConns && now.Sub(c.shrunkAt) > time.Minute {
 			c.limit = c.cfg.MaxConns
 		}
 		c.mu.Unlock()
-		for _, cn := range drop {
-			c.log.Debug("closing idle connection", "conn", cn.id)
-			cn.close()
+		if len(drop) > 0 {
+			c.log.Debug("closing idle connections", "conns", len(drop))
+			c.retire(drop...)
 		}
 		for _, cn := range check {
 			cn.deadline(c.cfg.Timeout)

@@ -46,7 +46,28 @@ func TestMountMatchesServer(t *testing.T) {
 	for _, s := range ftpstest.Matrix(t) {
 		t.Run(s.Name, func(t *testing.T) {
 			m := startMount(t, s, "", "--remote-dir", "/anonymous")
+			if err := s.ResetLogs(); err != nil {
+				t.Fatal(err)
+			}
 			got := walkMount(t, m.dir)
+			// Cold, each directory is listed once: listing ahead never lists twice.
+			if cmds, err := s.Commands(); err == nil {
+				dirs, lists := 1, 0
+				for _, info := range got {
+					if info.IsDir() {
+						dirs++
+					}
+				}
+				for _, c := range cmds {
+					if u := strings.ToUpper(c); strings.HasPrefix(u, "LIST") || strings.HasPrefix(u, "MLSD") {
+						lists++
+					}
+				}
+				t.Logf("cold walk: %d listings for %d directories", lists, dirs)
+				if lists > dirs || lists == 0 {
+					t.Errorf("cold walk sent %d listings for %d directories", lists, dirs)
+				}
+			}
 			want := 0
 			for _, f := range s.Stage.Files {
 				if !strings.HasPrefix(f.Path, "anonymous/") || f.Access != ftpstest.Public {

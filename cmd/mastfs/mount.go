@@ -104,11 +104,9 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteClo
 	defer client.Close()
 	// A server that refuses us (certificate, password) is said so now,
 	// not as EIO on every access; one that cannot be reached is not a
-	// reason to refuse a mount that can serve its cache.
-	pctx, cancel := context.WithTimeout(context.Background(), 3*cfg.Timeout)
-	err = client.Ping(pctx)
-	cancel()
-	if err != nil && !ftps.IsTransient(err) {
+	// reason to refuse a mount that can serve its cache. Each step of the
+	// dial has its own deadline.
+	if err = client.Ping(context.Background()); err != nil && !ftps.IsTransient(err) {
 		return err
 	} else if err != nil {
 		log.Warn("server unreachable; mounting anyway, serving what the cache holds", "host", cfg.Host, "err", err)
@@ -140,6 +138,7 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteClo
 	opts := fs.Options{
 		RemoteDir: m.server.remoteDir,
 		DirTTL:    m.dirTTL,
+		ListAhead: max(1, cfg.MaxConns-1), // leave a connection for what the user waits on
 		Logger:    log,
 		UID:       uint32(os.Getuid()),
 		GID:       uint32(os.Getgid()),

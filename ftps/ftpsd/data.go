@@ -172,6 +172,11 @@ func (s *session) transfer(what string, send func(io.Writer) error) {
 			s.reply(425, "TLS handshake on the data connection failed")
 			return
 		}
+		if s.srv.cfg.RefuseTLS13Data && tc.ConnectionState().Version == tls.VersionTLS13 {
+			tc.Close()
+			s.reply(522, "SSL connection failed: session reuse required")
+			return
+		}
 		conn = tc
 	}
 	err = send(&deadlineWriter{conn: conn, timeout: timeout})

@@ -30,6 +30,10 @@ type Config struct {
 	IdleTimeout time.Duration     // a control connection silent this long is closed; default 5 minutes
 	DataTimeout time.Duration     // wait for a data connection, or for it to take bytes; default 30 s
 	Logger      *slog.Logger      // default slog.Default()
+	// RefuseTLS13Data answers a data connection that negotiated TLS 1.3
+	// with 522, as servers do whose TLS 1.3 session resumption fails, so
+	// clients' fallback to TLS 1.2 can be tested.
+	RefuseTLS13Data bool
 }
 
 // Server serves one directory over FTPS. It is safe for concurrent use.

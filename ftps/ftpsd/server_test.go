@@ -34,6 +34,12 @@ type testServer struct {
 
 func start(t *testing.T, users map[string]string) *testServer {
 	t.Helper()
+	return startWith(t, users, nil)
+}
+
+// startWith is start with the server's Config adjusted by mod.
+func startWith(t *testing.T, users map[string]string, mod func(*Config)) *testServer {
+	t.Helper()
 	st, err := stagegen.WriteStage(filepath.Join(t.TempDir(), "stage"), stagegen.StageOptions{LargeSize: 3 << 20, ManyFiles: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -44,8 +50,12 @@ func start(t *testing.T, users map[string]string) *testServer {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	srv, err := New(Config{Root: st.Root, TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
-		Anonymous: true, Users: users, Logger: slog.New(slog.DiscardHandler), DataTimeout: 5 * time.Second})
+	cfg := Config{Root: st.Root, TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Anonymous: true, Users: users, Logger: slog.New(slog.DiscardHandler), DataTimeout: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

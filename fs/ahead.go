@@ -1,0 +1,109 @@
+package fs
+
+import (
+	"context"
+	"path"
+	"sync"
+	"time"
+)
+
+// ahead lists the subdirectories of a directory being read before they are
+// asked for, a few at a time. ls -lR, find and du walk a tree one directory
+// after another, and far from the server each listing costs several round
+// trips; listed side by side over the pool, the walk waits for few of them.
+// Each directory is still listed once per TTL.
+type ahead struct {
+	t   *tree
+	sem chan struct{} // listings ahead in flight
+
+	mu  sync.Mutex // guards got
+	got map[string]aheadListing
+}
+
+type aheadListing struct {
+	res loaded
+	at  time.Time
+}
+
+const (
+	aheadKept   = 4096 // listings waiting to be asked for, at most
+	aheadPerDir = 256  // a directory with more subdirectories lists none ahead
+)
+
+func newAhead(t *tree, parallel int) *ahead {
+	if parallel <= 0 {
+		return nil
+	}
+	return &ahead{t: t, sem: make(chan struct{}, parallel), got: map[string]aheadListing{}}
+}
+
+// start lists dirs in the background, skipping those already listed.
+func (a *ahead) start(dirs []string) {
+	if a == nil || len(dirs) == 0 || len(dirs) > aheadPerDir {
+		return
+	}
+	a.mu.Lock()
+	for dir, l := range a.got {
+		if time.Since(l.at) >= a.t.opts.DirTTL {
+			delete(a.got, dir) // listed ahead for a walk that went elsewhere
+		}
+	}
+	room := aheadKept - len(a.got)
+	a.mu.Unlock()
+	if room < len(dirs) {
+		return
+	}
+	for _, dir := range dirs {
+		go func() {
+			a.sem <- struct{}{}
+			defer func() { <-a.sem }()
+			v, err, _ := a.t.lists.Do(dir, func() (any, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), a.t.opts.OpTimeout)
+				defer cancel()
+				return a.t.load(ctx, dir)
+			})
+			if err != nil || v.(loaded).stale {
+				return // the directory's own lookup will say what is wrong
+			}
+			a.mu.Lock()
+			a.got[dir] = aheadListing{res: v.(loaded), at: time.Now()}
+			a.mu.Unlock()
+		}()
+	}
+}
+
+// take returns the listing of dir made ahead, if it is still fresh.
+func (a *ahead) take(dir string) (loaded, bool) {
+	if a == nil {
+		return loaded{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l, ok := a.got[dir]
+	delete(a.got, dir)
+	return l.res, ok && time.Since(l.at) < a.t.opts.DirTTL
+}
+
+// subdirs are the directories among a listing's entries whose own listing
+// is not fresh in memory.
+func (d *dirNode) subdirs(ents map[string]Entry) []string {
+	var out []string
+	for name, e := range ents {
+		if e.Type != Dir {
+			continue
+		}
+		if ch := d.GetChild(name); ch != nil {
+			if n, ok := ch.Operations().(*dirNode); ok && n.fresh() {
+				continue
+			}
+		}
+		out = append(out, path.Join(d.remote, name))
+	}
+	return out
+}
+
+func (d *dirNode) fresh() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.entries != nil && !d.stale && time.Since(d.fetched) < d.t.opts.DirTTL
+}
