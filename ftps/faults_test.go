@@ -309,3 +309,47 @@ func sum(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+// TestWarmUnderConnectionCap: logging the pool in at once against a server
+// that takes two connections per address returns at once, and holds no
+// connection back from the operations that follow.
+func TestWarmUnderConnectionCap(t *testing.T) {
+	s := ftpstest.StartVsftpd(t, ftpstest.Options{MaxPerIP: 2, Stage: faultStage(t)})
+	leaks := leakCheck(t)
+	c := clientFor(t, s, false, func(c *ftps.Config) { c.MaxConns = 4 })
+	err := within(t, "warming a pool the server caps", 5*time.Second, func() error {
+		return c.Warm(ctx(t), 4)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Dials in flight count when a 421 comes, so the limit may settle
+	// below the server's cap until it regrows; never above it.
+	if st := c.Stats(); st.Open < 1 || st.Busy != 0 || st.Limit > 2 {
+		t.Fatalf("after warming: %+v; want idle connections, none busy, a limit of at most 2", st)
+	}
+	within(t, "reads after warming", 10*time.Second, func() error {
+		errs := make(chan error, 4)
+		for i := range 4 {
+			go func() {
+				_, err := c.List(ctx(t), "/"+ftpstest.AnonDir)
+				if err == nil {
+					var rc io.ReadCloser
+					if rc, err = c.ReadAt(ctx(t), "/"+ftpstest.HSTFile, int64(i)); err == nil {
+						_, err = io.Copy(io.Discard, rc)
+						rc.Close()
+					}
+				}
+				errs <- err
+			}()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	c.Close()
+	leaks()
+}

@@ -16,6 +16,15 @@ func (e *tooManyError) Error() string { return "server refused another connectio
 // one, a new one while fewer than the limit exist, or the next one released.
 // reused reports an idle one.
 func (c *Client) get(ctx context.Context) (cn *conn, reused bool, err error) {
+	return c.take(ctx, true)
+}
+
+// errNoRoom is take's answer, when told not to wait, to a pool at its limit.
+var errNoRoom = errors.New("every connection the pool may hold is in use")
+
+// take is get; unless wait, it returns errNoRoom rather than wait for a
+// connection to be released.
+func (c *Client) take(ctx context.Context, wait bool) (cn *conn, reused bool, err error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -58,6 +67,9 @@ func (c *Client) get(ctx context.Context) (cn *conn, reused bool, err error) {
 		}
 		wake := c.wake
 		c.mu.Unlock()
+		if !wait {
+			return nil, false, errNoRoom
+		}
 		select {
 		case <-wake:
 		case <-ctx.Done():

@@ -287,6 +287,7 @@ func TestTooManyConnectionsMount(t *testing.T) {
 	sums := bulk(t, st, 8, 3<<20)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st, MaxPerIP: 2})
 	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir, "--max-conns", "4")
+	start := time.Now()
 	var wg sync.WaitGroup
 	for name, want := range sums {
 		wg.Go(func() {
@@ -296,6 +297,9 @@ func TestTooManyConnectionsMount(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("24 MiB took %v: connections held while others wait for them?", took)
+	}
 	m.waitLog(t, "pool shrunk", time.Second)
 	fdBudget(t, m, restFDs(t, m), 4)
 }
