@@ -47,7 +47,7 @@ check:
 # bench-quick is the same with small files and 3 runs, for iteration.
 bench: build
 	@bash bench/deps.sh
-	MASTFS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench$$' -v ./bench/
+	MASTFS_BENCH=1 $(GO) test -count=1 -timeout 90m -run '^TestBench$$' -v ./bench/
 
 bench-quick: build
 	@bash bench/deps.sh
