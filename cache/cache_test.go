@@ -225,7 +225,11 @@ func TestConcurrentReadersOneFetch(t *testing.T) {
 func TestSequentialOneStream(t *testing.T) {
 	r := newFake()
 	k := r.add("/seq", 64<<20, 8)
-	c := openCache(t, t.TempDir(), r, func(cfg *Config) { cfg.ChunkSize = 1 << 20; cfg.StreamsPerFile = 1 })
+	c := openCache(t, t.TempDir(), r, func(cfg *Config) {
+		cfg.ChunkSize = 1 << 20
+		cfg.StreamsPerFile = 1
+		cfg.IdleTimeout = 30 * time.Second // a loaded machine may pause between two reads
+	})
 	readSeq(t, c, k, 8, 128<<10)
 	opened, served, _ := r.counts()
 	if opened != 1 || served != k.Size {
