@@ -43,7 +43,7 @@ check:
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; fi
 
 # bench compares mastfs with rclone mount and curl on one vsftpd, near and
-# through a delay proxy (about 25 minutes); results go to bench/results/.
+# through a delay proxy (about 28 minutes on 2 cores); results go to bench/results/.
 # bench-quick is the same with small files and 3 runs, for iteration.
 bench: build
 	@bash bench/deps.sh
