@@ -57,6 +57,9 @@ func (a *ahead) start(dirs []string) {
 		go func() {
 			a.sem <- struct{}{}
 			defer func() { <-a.sem }()
+			if at, ok := a.t.listed.Load(dir); ok && time.Since(at.(time.Time)) < a.t.opts.DirTTL {
+				return // listed meanwhile, for the walk itself
+			}
 			v, err, _ := a.t.lists.Do(dir, func() (any, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), a.t.opts.OpTimeout)
 				defer cancel()

@@ -141,6 +141,7 @@ type loaded struct {
 func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 	list, err := t.lister.List(ctx, dir)
 	if err == nil {
+		t.listed.Store(dir, time.Now())
 		list = t.usable(dir, list)
 		m := make(map[string]Entry, len(list))
 		for _, e := range list {

@@ -10,6 +10,7 @@ import (
 	iofs "io/fs"
 	"log/slog"
 	"path"
+	"sync"
 	"syscall"
 	"time"
 
@@ -97,6 +98,7 @@ type tree struct {
 	log      *slog.Logger
 	lists    singleflight.Group // one listing in flight per directory
 	ahead    *ahead             // nil when listing ahead is off
+	listed   sync.Map           // directory path to the time.Time of its last listing from the server
 }
 
 // NewRoot returns the root node of a tree showing opts.RemoteDir.
