@@ -63,7 +63,10 @@ func TestDiskFullOrReadOnly(t *testing.T) {
 	b := r.add("/b", 8*testChunk, 41)
 	cc := r.add("/c", 8*testChunk, 42)
 	d := r.add("/d", 8*testChunk, 43)
-	c := openCache(t, dir, r, nil)
+	// One stream per file: the byte counts below assume no segment stream
+	// still reading ahead when a read returns.
+	oneStream := func(cfg *Config) { cfg.StreamsPerFile = 1 }
+	c := openCache(t, dir, r, oneStream)
 	if st := c.Stats(); st.Limit > 2<<20 {
 		t.Fatalf("limit %d not lowered to fit a 2 MiB disk", st.Limit)
 	}
@@ -112,7 +115,7 @@ func TestDiskFullOrReadOnly(t *testing.T) {
 	c.Close()
 
 	// A cache tree on a read-only disk still opens, and serves what it holds.
-	c = openCache(t, dir, r, nil)
+	c = openCache(t, dir, r, oneStream)
 	readSeq(t, c, a, 40, 128<<10)
 	readSeq(t, c, d, 43, 128<<10)
 	if st := c.Stats(); st.BytesFetched != d.Size || st.Chunks == 0 {
