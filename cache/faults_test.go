@@ -114,11 +114,14 @@ func TestDiskFullOrReadOnly(t *testing.T) {
 	}
 	c.Close()
 
-	// A cache tree on a read-only disk still opens, and serves what it holds.
+	// A cache tree on a read-only disk still opens, serves what it holds,
+	// and fetches the rest. (How much of a survived the full disk above
+	// depends on which chunks the failed writes evicted, so only the upper
+	// bound is checked.)
 	c = openCache(t, dir, r, oneStream)
 	readSeq(t, c, a, 40, 128<<10)
 	readSeq(t, c, d, 43, 128<<10)
-	if st := c.Stats(); st.BytesFetched != d.Size || st.Chunks == 0 {
+	if st := c.Stats(); st.BytesFetched > a.Size+d.Size || st.Chunks == 0 || st.Hits == 0 {
 		t.Fatalf("read-only cache: %+v", st)
 	}
 	c.Close()
