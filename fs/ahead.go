@@ -16,8 +16,9 @@ type ahead struct {
 	t   *tree
 	sem chan struct{} // listings ahead in flight
 
-	mu  sync.Mutex // guards got
-	got map[string]aheadListing
+	mu     sync.Mutex // guards got, pruned
+	got    map[string]aheadListing
+	pruned time.Time // when tree.listed was last swept
 }
 
 type aheadListing struct {
@@ -47,6 +48,16 @@ func (a *ahead) start(dirs []string) {
 		if time.Since(l.at) >= a.t.opts.DirTTL {
 			delete(a.got, dir) // listed ahead for a walk that went elsewhere
 		}
+	}
+	if time.Since(a.pruned) >= a.t.opts.DirTTL {
+		// The times of listings older than a TTL no longer decide anything.
+		a.pruned = time.Now()
+		a.t.listed.Range(func(k, v any) bool {
+			if time.Since(v.(time.Time)) >= a.t.opts.DirTTL {
+				a.t.listed.Delete(k)
+			}
+			return true
+		})
 	}
 	room := aheadKept - len(a.got)
 	a.mu.Unlock()
