@@ -182,7 +182,21 @@ func (c *Client) tlsConfig() *tls.Config {
 		InsecureSkipVerify: c.cfg.InsecureSkipVerify,
 		MinVersion:         tls.VersionTLS12,
 		MaxVersion:         uint16(c.tlsMax.Load()),
-		ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		ClientSessionCache: sessionCache{tls.NewLRUClientSessionCache(4)},
+	}
+}
+
+// sessionCache is one control connection's TLS sessions, which its data
+// connections resume. It keeps a session when a handshake fails: a data
+// connection's handshake starts before the transfer command, and fails
+// whenever the server refuses the command without touching the data socket
+// (550), which says nothing against the session. crypto/tls would drop the
+// session then, and the next data connection, without one, be refused.
+type sessionCache struct{ tls.ClientSessionCache }
+
+func (s sessionCache) Put(key string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		s.ClientSessionCache.Put(key, cs)
 	}
 }
 

@@ -167,9 +167,21 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 	c.stats.dataConns.Add(1)
 	dc := &dataConn{Conn: raw, owner: cn, timeout: c.cfg.Timeout}
 	if cn.tls != nil {
-		// The handshake waits for the first read or write: some servers
-		// only start TLS on the data socket once the command is sent.
-		dc.Conn = tls.Client(raw, cn.tls)
+		// Servers start TLS on a data socket only once the transfer command
+		// has come, so waiting for the handshake here would wait for ever
+		// (and waiting for it at the first read, as the FTP library does,
+		// costs a round trip after the command's reply). Started now, in the
+		// background, the ClientHello waits in the server's socket and the
+		// handshake overlaps the command's round trip. The first read joins
+		// it. The deadline bounds a server that never answers it.
+		tc := tls.Client(raw, cn.tls)
+		_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
+		go func() {
+			if tc.Handshake() == nil {
+				_ = raw.SetWriteDeadline(time.Time{})
+			}
+		}()
+		dc.Conn = tc
 	}
 	return dc, nil
 }
