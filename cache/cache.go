@@ -9,7 +9,8 @@
 // doubles as the run crosses chunks, up to Config.ReadAhead. A remote stream
 // then reads the file chunk after chunk, each chunk committed as it
 // completes, and is extended as the reader moves on, so a cold sequential
-// read pays for one stream. It closes once its plan is met and no read
+// read pays for one stream. A read waiting on a chunk in flight is answered
+// as soon as its own bytes are in, before the chunk is complete. It closes once its plan is met and no read
 // extends it within IdleTimeout, or at once when another reader needs its
 // slot. A random read gets a stream for its own chunks only, closed at once.
 package cache
@@ -29,7 +30,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/sync/singleflight"
 )
 
 // Remote is what the cache needs from a server: a stream of a file's bytes from an offset.
@@ -100,7 +100,6 @@ type Cache struct {
 	log     *slog.Logger
 	store   *store
 	slots   *slots
-	flight  singleflight.Group
 	spill   *lru.Cache[string, []byte] // chunks the disk refused, for readers still waiting on them
 	bufs    sync.Pool                  // *[]byte of headerLen+ChunkSize, for chunks on their way to disk
 	scratch sync.Pool                  // *[]byte for checking a chunk's crc
@@ -244,31 +243,36 @@ func (c *Cache) readChunk(ctx context.Context, f *fileState, i int64, dst []byte
 			}
 			return nil
 		}
-		key := flightKey(f.id, i)
-		if b, ok := c.spill.Get(key); ok {
+		if b, ok := c.spill.Get(flightKey(f.id, i)); ok {
 			copy(dst, b[within:])
 			return nil
 		}
 		if first {
 			c.misses.Add(1)
 		}
-		ch := c.flight.DoChan(key, func() (any, error) {
-			return nil, c.fetch(f, i, want, reach, linger)
-		})
-		select {
-		case r := <-ch:
-			switch {
-			case r.Err == nil:
-				arrived++
-			case errors.Is(r.Err, errStreamBroken) && broken < streamRetries:
-				broken++
-				c.log.Info("cache: remote stream broke; reading on from a fresh one",
-					"path", f.id.Path, "chunk", i, "retry", broken, "err", r.Err)
-			default:
-				return r.Err
+		s, err := c.fetch(f, i, want, reach, linger)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			var served bool
+			served, err = c.waitRead(ctx, s, i, within, dst)
+			if served {
+				return nil
 			}
-		case <-ctx.Done():
-			return ctx.Err()
+			if err != nil && ctx.Err() == nil && c.ctx.Err() != nil {
+				return ErrClosed
+			}
+		}
+		switch {
+		case err == nil:
+			arrived++
+		case errors.Is(err, errStreamBroken) && broken < streamRetries:
+			broken++
+			c.log.Info("cache: remote stream broke; reading on from a fresh one",
+				"path", f.id.Path, "chunk", i, "retry", broken, "err", err)
+		default:
+			return err
 		}
 	}
 	// The chunk was evicted as soon as it arrived, three times: the cache is

@@ -235,6 +235,33 @@ func readSeq(t testing.TB, c *Cache, k Key, seed uint64, n int) {
 		}
 		expect(t, seed, off, p[:got])
 	}
+	settle(t, c)
+}
+
+// settle waits until every chunk a stream has read is committed: a read is
+// answered from the chunk in flight, before the chunk reaches the disk.
+func settle(t testing.TB, c *Cache) {
+	t.Helper()
+	for try := 0; ; try++ {
+		busy := false
+		c.mu.Lock()
+		states := c.states.Values()
+		c.mu.Unlock()
+		for _, f := range states {
+			f.mu.Lock()
+			for _, s := range f.streams {
+				busy = busy || (s.buf != nil && s.filled == int64(len(s.buf)))
+			}
+			f.mu.Unlock()
+		}
+		if !busy {
+			return
+		}
+		if try == 500 {
+			t.Fatal("chunks read but still not committed after 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // diskBytes sums the sizes of the regular files under dir.

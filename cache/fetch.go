@@ -41,7 +41,10 @@ type stream struct {
 	cap        int64         // want never passes this: the end of the stream's segment
 	stop, done bool          // stop asked; goroutine finished
 	err        error         // why the stream ended, if it failed
-	progress   chan struct{} // closed and replaced whenever next advances, and when done
+	progress   chan struct{} // closed and replaced whenever next advances, when filled reaches await, and when done
+	buf        []byte        // the data of chunk next as it arrives; nil between chunks
+	filled     int64         // bytes of buf in
+	await      int64         // the fewest bytes of buf a reader waits for; 0: none waits
 }
 
 func (f *fileState) stopAll() {
@@ -124,24 +127,20 @@ func flightKey(id fileID, i int64) string {
 	return string(id.verHash[:]) + strconv.FormatInt(i, 10)
 }
 
-// fetch makes chunk i of f arrive in the cache (or in the spill, when the
-// disk refuses it), extending a stream already on its way there or starting
-// one. The stream's plan runs on to the last chunk before want that is not
-// cached. It runs once per chunk under singleflight.
-func (c *Cache) fetch(f *fileState, i, want, reach int64, linger bool) error {
+// fetch returns the stream that will deliver chunk i of f, extending a
+// stream already on its way there or starting one. The stream's plan runs on
+// to the last chunk before want that is not cached. It returns a nil stream
+// when chunk i is in the cache already.
+func (c *Cache) fetch(f *fileState, i, want, reach int64, linger bool) (*stream, error) {
 	first, last := c.store.missing(f.id, i, max(want, i+1))
 	if first != i {
-		return nil
+		return nil, nil
 	}
 	s := c.streamFor(f, i, last+1, reach, linger, 0)
 	if s == nil {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	err := c.waitChunk(c.ctx, s, i)
-	if err != nil && c.ctx.Err() != nil {
-		return ErrClosed
-	}
-	return err
+	return s, nil
 }
 
 // prefetch keeps a sequential run's window ahead of a read of chunks [a, b]:
@@ -246,24 +245,40 @@ func (f *fileState) ownedLocked(i int64, s *stream) bool {
 	return false
 }
 
-// waitChunk waits until s has delivered chunk i or ended. It returns nil
-// when the chunk is delivered or the stream stopped early without an error:
-// the caller then looks in the cache again.
-func (c *Cache) waitChunk(ctx context.Context, s *stream, i int64) error {
+// waitRead waits until s has the bytes of chunk i that dst wants, from
+// within bytes into the chunk, and copies them from the chunk in flight:
+// a read is answered as soon as its own bytes are in, not once the whole
+// chunk is. It reports false with a nil error when the chunk was delivered
+// before the read could copy it, or when the stream stopped early without
+// an error: the caller then looks in the cache again.
+func (c *Cache) waitRead(ctx context.Context, s *stream, i, within int64, dst []byte) (bool, error) {
+	need := within + int64(len(dst))
+	f := s.f
 	for {
-		s.f.mu.Lock()
-		next, done, err, progress := s.next, s.done, s.err, s.progress
-		s.f.mu.Unlock()
-		if next > i {
-			return nil
+		f.mu.Lock()
+		if s.next > i {
+			f.mu.Unlock()
+			return false, nil
 		}
-		if done {
-			return err
+		if s.next == i && s.filled >= need {
+			copy(dst, s.buf[within:need])
+			f.mu.Unlock()
+			return true, nil
 		}
+		if s.done {
+			err := s.err
+			f.mu.Unlock()
+			return false, err
+		}
+		if s.next == i && (s.await == 0 || need < s.await) {
+			s.await = need
+		}
+		progress := s.progress
+		f.mu.Unlock()
 		select {
 		case <-progress:
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 }
@@ -308,9 +323,12 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 		}
 		bp := c.bufs.Get().(*[]byte)
 		buf := (*bp)[:headerLen+c.store.chunkLen(f.id, i)]
-		n, err := io.ReadFull(*rc, buf[headerLen:])
+		n, err := c.fill(s, *rc, buf[headerLen:])
 		c.fetched.Add(int64(n))
 		if err != nil {
+			f.mu.Lock()
+			s.buf, s.filled = nil, 0
+			f.mu.Unlock()
 			c.bufs.Put(bp)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return fmt.Errorf("remote file ended at %d of %d bytes: %w", i*cs+int64(n), f.id.Size, io.ErrUnexpectedEOF)
@@ -323,13 +341,43 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 		if !c.store.has(f.id, i) {
 			c.commit(f.id, i, buf)
 		}
-		c.bufs.Put(bp)
 		f.mu.Lock()
 		s.next = i + 1
+		s.buf, s.filled, s.await = nil, 0, 0
 		close(s.progress)
 		s.progress = make(chan struct{})
 		f.mu.Unlock()
+		c.bufs.Put(bp)
 	}
+}
+
+// fill reads the data of chunk s.next from r into data, which readers can
+// copy from as it fills (waitRead). Short of the whole chunk, it returns
+// the error that stopped it, io.EOF included.
+func (c *Cache) fill(s *stream, r io.Reader, data []byte) (int, error) {
+	f := s.f
+	f.mu.Lock()
+	s.buf, s.filled = data, 0
+	f.mu.Unlock()
+	n := 0
+	for n < len(data) {
+		m, err := r.Read(data[n:])
+		if m > 0 {
+			n += m
+			f.mu.Lock()
+			s.filled = int64(n)
+			if s.await > 0 && s.filled >= s.await {
+				s.await = 0
+				close(s.progress)
+				s.progress = make(chan struct{})
+			}
+			f.mu.Unlock()
+		}
+		if err != nil && n < len(data) {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // nextChunk returns the next chunk to read, or false when the stream should

@@ -25,6 +25,7 @@ func TestInventoryAndClear(t *testing.T) {
 	if _, err := c.ReadAt(context.Background(), part, p, 5*testChunk); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, c)
 
 	got, err := Inventory(dir)
 	if err != nil {
