@@ -26,6 +26,7 @@ type Client struct {
 	cfg    Config
 	log    *slog.Logger
 	tlsMax atomic.Uint32 // lowered to TLS 1.2 when the server refuses 1.3 session reuse
+	curve  atomic.Uint32 // the key exchange the server chose last (a tls.CurveID); 0: none seen yet
 	nextID atomic.Int64
 	stats  counters
 	done   chan struct{}

@@ -183,6 +183,11 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 	case !auth && err == nil:
 		t.Errorf("anonymous listed the account's stage: %v", userList)
 	}
+	// The key exchange the server chose is learned, to be offered first:
+	// vsftpd sets P-256 alone, which crypto/tls offers last.
+	if kx := c.Stats().KeyExchange; kx == 0 || (s.Impl == "vsftpd" && kx != tls.CurveP256) {
+		t.Errorf("key exchange learned: %v", kx)
+	}
 	// pure-ftpd sometimes leaves a transfer cut short unanswered; the client
 	// then drops that connection, by design.
 	if stats := c.Stats(); stats.Discarded != 0 && s.Impl != "pure-ftpd" {

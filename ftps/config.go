@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,6 +184,35 @@ func (c *Client) tlsConfig() *tls.Config {
 		MinVersion:         tls.VersionTLS12,
 		MaxVersion:         uint16(c.tlsMax.Load()),
 		ClientSessionCache: sessionCache{tls.NewLRUClientSessionCache(4)},
+		CurvePreferences:   keyExchangesFrom(tls.CurveID(c.curve.Load())),
+	}
+}
+
+// keyExchanges is crypto/tls's own order of preference: a ClientHello
+// carries a key share for the first one allowed (and, for a hybrid, for
+// X25519 too).
+var keyExchanges = []tls.CurveID{tls.X25519MLKEM768, tls.SecP256r1MLKEM768, tls.SecP384r1MLKEM1024,
+	tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+
+// keyExchangesFrom returns the key exchanges to offer a server that chose
+// id last time: id and those after it, so that the ClientHello's key share
+// is the one the server wants. A TLS 1.3 server that wants a group it got
+// no share for answers with a HelloRetryRequest, which costs a round trip
+// per handshake, data connections included; vsftpd accepts P-256 only.
+// The groups left out are ones the server passed over. nil (crypto/tls's
+// defaults) when id is 0 or unknown.
+func keyExchangesFrom(id tls.CurveID) []tls.CurveID {
+	i := slices.Index(keyExchanges, id)
+	if id == 0 || i < 0 {
+		return nil
+	}
+	return keyExchanges[i:]
+}
+
+// noteKeyExchange records what a server chose in a finished handshake.
+func (c *Client) noteKeyExchange(st tls.ConnectionState) {
+	if st.CurveID != 0 {
+		c.curve.Store(uint32(st.CurveID))
 	}
 }
 

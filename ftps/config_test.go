@@ -1,6 +1,7 @@
 package ftps
 
 import (
+	"crypto/tls"
 	"errors"
 	"testing"
 )
@@ -49,5 +50,25 @@ func TestCheckPathRefusesInjection(t *testing.T) {
 	}
 	if err := checkPath("/anonymous/with space/ünï.fits"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestKeyExchangesFrom(t *testing.T) {
+	for _, tc := range []struct {
+		chosen tls.CurveID
+		first  tls.CurveID // 0: crypto/tls's defaults
+		n      int
+	}{
+		{0, 0, 0},
+		{tls.CurveID(0xfafa), 0, 0},
+		{tls.X25519MLKEM768, tls.X25519MLKEM768, 7},
+		{tls.X25519, tls.X25519, 4},
+		{tls.CurveP256, tls.CurveP256, 3},
+		{tls.CurveP521, tls.CurveP521, 1},
+	} {
+		got := keyExchangesFrom(tc.chosen)
+		if len(got) != tc.n || (tc.n > 0 && got[0] != tc.first) {
+			t.Errorf("keyExchangesFrom(%v) = %v", tc.chosen, got)
+		}
 	}
 }

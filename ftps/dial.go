@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -142,6 +143,7 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 				_ = raw.Close()
 				return nil, fmt.Errorf("TLS handshake: %w", err)
 			}
+			c.noteKeyExchange(tc.ConnectionState())
 			sock = tc
 		}
 		cn.mu.Lock()
@@ -174,11 +176,17 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 		// background, the ClientHello waits in the server's socket and the
 		// handshake overlaps the command's round trip. The first read joins
 		// it. The deadline bounds a server that never answers it.
-		tc := tls.Client(raw, cn.tls)
+		cfg := cn.tls
+		if kx := keyExchangesFrom(tls.CurveID(c.curve.Load())); kx != nil && !slices.Equal(kx, cfg.CurvePreferences) {
+			cfg = cfg.Clone() // the session cache stays shared: it is an interface
+			cfg.CurvePreferences = kx
+		}
+		tc := tls.Client(raw, cfg)
 		_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
 		go func() {
 			if tc.Handshake() == nil {
 				_ = raw.SetWriteDeadline(time.Time{})
+				c.noteKeyExchange(tc.ConnectionState())
 			}
 		}()
 		dc.Conn = tc

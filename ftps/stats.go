@@ -1,6 +1,9 @@
 package ftps
 
-import "sync/atomic"
+import (
+	"crypto/tls"
+	"sync/atomic"
+)
 
 type counters struct {
 	dials, dataConns, discarded, retries, tlsFallbacks, streams, bytesRead atomic.Int64
@@ -14,11 +17,12 @@ type Stats struct {
 	Discarded    int64 // connections dropped after an error
 	Retries      int64
 	TLSFallbacks int64
-	Streams      int64  // file transfers in flight
-	BytesRead    int64  // bytes received on data connections
-	Open, Busy   int    // control connections now: existing, checked out
-	Limit        int    // current connection limit (lowered by a 421)
-	TLSVersion   uint16 // negotiated by the latest data connection
+	Streams      int64       // file transfers in flight
+	BytesRead    int64       // bytes received on data connections
+	Open, Busy   int         // control connections now: existing, checked out
+	Limit        int         // current connection limit (lowered by a 421)
+	TLSVersion   uint16      // negotiated by the latest data connection
+	KeyExchange  tls.CurveID // the server's choice in the latest handshake; offered first from then on
 }
 
 // Stats returns a snapshot of the counters.
@@ -31,6 +35,6 @@ func (c *Client) Stats() Stats {
 		Discarded: c.stats.discarded.Load(), Retries: c.stats.retries.Load(),
 		TLSFallbacks: c.stats.tlsFallbacks.Load(), Streams: c.stats.streams.Load(),
 		BytesRead: c.stats.bytesRead.Load(), Open: open, Busy: busy, Limit: limit,
-		TLSVersion: uint16(c.stats.tlsVersion.Load()),
+		TLSVersion: uint16(c.stats.tlsVersion.Load()), KeyExchange: tls.CurveID(c.curve.Load()),
 	}
 }
