@@ -50,7 +50,7 @@ type Config struct {
 	Dir         string        // cache root; created 0700, files 0600
 	MaxBytes    int64         // bound on cached data; default 10 GiB, lowered to fit free disk
 	ChunkSize   int64         // default 1 MiB (see BenchmarkReadRandom/BenchmarkReadSequential)
-	ReadAhead   int64         // largest read-ahead window; default 128 MiB, at most MaxBytes/4
+	ReadAhead   int64         // largest read-ahead window; default 512 MiB, at most MaxBytes/4
 	Streams     int           // remote streams open at once; default 4
 	IdleTimeout time.Duration // how long a stream waits for the next sequential read; default 1.5 s
 	// StreamsPerFile > 1 cuts a sequential read's window into that many
@@ -66,7 +66,7 @@ type Config struct {
 const (
 	DefaultMaxBytes       = 10 << 30
 	DefaultChunkSize      = 1 << 20
-	DefaultReadAhead      = 128 << 20
+	DefaultReadAhead      = 512 << 20
 	DefaultStreams        = 4
 	DefaultStreamsPerFile = 4
 	DefaultIdleTimeout    = 1500 * time.Millisecond
@@ -105,7 +105,6 @@ type Cache struct {
 	scratch sync.Pool                  // *[]byte for checking a chunk's crc
 	dirLock *os.File                   // holds the flock on Dir/v1; nil on a read-only tree
 	records string                     // Dir/v1/records
-	segment int64                      // chunks per segment with StreamsPerFile > 1; 0: one stream reads on
 
 	ctx    context.Context // ends at Close; streams run under it
 	cancel context.CancelFunc
@@ -172,9 +171,6 @@ func Open(cfg Config, remote Remote) (*Cache, error) {
 	c := &Cache{cfg: cfg, remote: remote, log: cfg.Logger, store: st, spill: spill, states: states,
 		dirLock: dirLock, records: records,
 		slots: &slots{sem: make(chan struct{}, cfg.Streams)}}
-	if cfg.StreamsPerFile > 1 {
-		c.segment = max(1, cfg.ReadAhead/cfg.ChunkSize/int64(cfg.StreamsPerFile))
-	}
 	c.bufs.New = func() any { b := make([]byte, headerLen+cfg.ChunkSize); return &b }
 	c.scratch.New = func() any { b := make([]byte, 64<<10); return &b }
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -293,13 +289,34 @@ func (c *Cache) state(id fileID) (*fileState, error) {
 		c.mu.Unlock()
 		return old, nil
 	}
-	f := &fileState{id: id, nchunks: c.store.chunks(id.Size), pat: newPattern(c.cfg.ChunkSize, c.cfg.ReadAhead)}
+	n := c.store.chunks(id.Size)
+	f := &fileState{id: id, nchunks: n, segment: c.segmentLen(n), pat: newPattern(c.cfg.ChunkSize, c.cfg.ReadAhead)}
 	c.states.Add(id.Path, f)
 	c.mu.Unlock()
 	if ok {
 		old.stopAll()
 	}
 	return f, nil
+}
+
+// minSegment is the least a segment stream reads: below it, the round
+// trips of opening one more stream cost more than the stream saves.
+const minSegment = 16 << 20
+
+// segmentLen returns the chunks per segment of a file of n chunks, or 0
+// when one stream reads on. A segment is what one stream reads with one
+// RETR: opening one costs five round trips or so with nothing flowing,
+// and closing one wastes what the server had sent on its way (a window),
+// so segments are as long as they can be while StreamsPerFile of them
+// still fit in the read-ahead window, and no longer than a file cut in
+// StreamsPerFile parts.
+func (c *Cache) segmentLen(n int64) int64 {
+	per := int64(c.cfg.StreamsPerFile)
+	if per <= 1 {
+		return 0
+	}
+	cs := c.cfg.ChunkSize
+	return max(1, minSegment/cs, min(c.cfg.ReadAhead/cs/per, (n+per-1)/per))
 }
 
 // Forget drops everything cached at or under a remote path, e.g. a staged

@@ -657,3 +657,28 @@ func TestMemoryFlat(t *testing.T) {
 	}
 	t.Logf("heap grew by at most %d KiB", (int64(peak.Load())-int64(base))>>10)
 }
+
+// Segments are as long as the window allows, shorter for a small file, never
+// below minSegment; one stream per file reads on.
+func TestSegmentLen(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		perFile         int
+		readAhead, size int64
+		want            int64 // chunks of 1 MiB
+	}{
+		{4, 512 * mib, 1 << 30, 128},   // a large file: a quarter of the window
+		{4, 512 * mib, 50_000_000, 16}, // 48 chunks cut in 4 is under minSegment
+		{4, 512 * mib, 200 * mib, 50},  // a quarter of the file
+		{4, 64 * mib, 1 << 30, 16},     // a smaller window
+		{4, 512 * mib, 3 * mib, 16},    // a small file: one segment
+		{1, 512 * mib, 1 << 30, 0},     // one stream reads on
+		{2, 512 * mib, 10 << 30, 256},  // two streams, half the window each
+	} {
+		c := &Cache{cfg: Config{ChunkSize: mib, ReadAhead: tc.readAhead, StreamsPerFile: tc.perFile}}
+		if got := c.segmentLen((tc.size + mib - 1) / mib); got != tc.want {
+			t.Errorf("%d streams, window %d MiB, file %d: segment of %d chunks, want %d",
+				tc.perFile, tc.readAhead/mib, tc.size, got, tc.want)
+		}
+	}
+}

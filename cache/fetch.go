@@ -23,6 +23,7 @@ import (
 type fileState struct {
 	id      fileID
 	nchunks int64
+	segment int64 // chunks per segment; 0: one stream reads on (see segmentLen)
 
 	mu      sync.Mutex // guards pat, streams, and the fields of each stream marked as guarded by it
 	pat     pattern
@@ -158,7 +159,7 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 		return
 	}
 	if first <= b {
-		if c.segment == 0 {
+		if f.segment == 0 {
 			return // the read's own stream runs on through the window
 		}
 		// The read fetches the segment it waits for; the segments after it
@@ -169,12 +170,12 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 		}
 	}
 	limit := 0
-	if c.segment > 0 {
+	if f.segment > 0 {
 		limit = c.cfg.StreamsPerFile
 	}
 	for i := first; i >= 0; {
 		end := min(c.segmentEnd(f, i), last+1)
-		if c.streamFor(f, i, end, reach, true, limit) == nil || c.segment == 0 {
+		if c.streamFor(f, i, end, reach, true, limit) == nil || f.segment == 0 {
 			return
 		}
 		i, _ = c.store.missing(f.id, end, last+1)
@@ -183,10 +184,10 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 
 // segmentEnd returns the end of the segment holding chunk i.
 func (c *Cache) segmentEnd(f *fileState, i int64) int64 {
-	if c.segment == 0 {
+	if f.segment == 0 {
 		return f.nchunks
 	}
-	return min((i/c.segment+1)*c.segment, f.nchunks)
+	return min((i/f.segment+1)*f.segment, f.nchunks)
 }
 
 // streamFor returns a stream that will deliver chunk i: a live one already
