@@ -32,13 +32,17 @@ func Mount(dir string, root gofs.InodeEmbedder, o Options, mo MountOptions) (*fu
 		UID:             o.UID,
 		GID:             o.GID,
 		MountOptions: fuse.MountOptions{
-			FsName:       src,
-			Name:         "mastfs",
-			Options:      []string{"ro"},
-			AllowOther:   mo.AllowOther,
-			Debug:        mo.Debug,
-			DirectMount:  direct,
-			MaxReadAhead: 128 << 10,
+			FsName:      src,
+			Name:        "mastfs",
+			Options:     []string{"ro"},
+			AllowOther:  mo.AllowOther,
+			Debug:       mo.Debug,
+			DirectMount: direct,
+			// Read-ahead of a chunk: a sequential reader's requests are
+			// 1 MiB rather than 128 KiB, a quarter of the CPU per byte
+			// spent on requests and wake-ups. MaxWrite sets the kernel's
+			// largest request (max_pages), reads included.
+			MaxReadAhead: 1 << 20,
 			MaxWrite:     1 << 20,
 			// Kernel requests arrive in parallel; the cache orders them.
 			MaxBackground: 64,
