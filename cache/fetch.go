@@ -249,11 +249,14 @@ func (f *fileState) ownedLocked(i int64, s *stream) bool {
 // waitRead waits until s has the bytes of chunk i that dst wants, from
 // within bytes into the chunk, and copies them from the chunk in flight:
 // a read is answered as soon as its own bytes are in, not once the whole
-// chunk is. It reports false with a nil error when the chunk was delivered
-// before the read could copy it, or when the stream stopped early without
-// an error: the caller then looks in the cache again.
+// chunk is. A read that takes the chunk's last byte waits for the chunk to
+// be on disk, so that a reader done with a file leaves it cached. It
+// reports false with a nil error when the chunk was delivered before the
+// read could copy it, or when the stream stopped early without an error:
+// the caller then looks in the cache again.
 func (c *Cache) waitRead(ctx context.Context, s *stream, i, within int64, dst []byte) (bool, error) {
 	need := within + int64(len(dst))
+	early := need < c.store.chunkLen(s.f.id, i) // else wait for the disk
 	f := s.f
 	for {
 		f.mu.Lock()
@@ -261,7 +264,7 @@ func (c *Cache) waitRead(ctx context.Context, s *stream, i, within int64, dst []
 			f.mu.Unlock()
 			return false, nil
 		}
-		if s.next == i && s.filled >= need {
+		if s.next == i && early && s.buf != nil && s.filled >= need {
 			copy(dst, s.buf[within:need])
 			f.mu.Unlock()
 			return true, nil
@@ -271,7 +274,7 @@ func (c *Cache) waitRead(ctx context.Context, s *stream, i, within int64, dst []
 			f.mu.Unlock()
 			return false, err
 		}
-		if s.next == i && (s.await == 0 || need < s.await) {
+		if s.next == i && early && (s.await == 0 || need < s.await) {
 			s.await = need
 		}
 		progress := s.progress
