@@ -31,10 +31,11 @@ type Client struct {
 	stats  counters
 	done   chan struct{}
 
-	mu       sync.Mutex // guards idle, open, busy, limit, shrunkAt, wake, closed
+	mu       sync.Mutex // guards idle, open, busy, limit, shrunkAt, wake, closed, readying
 	idle     []*conn
 	open     int // connections that exist or are being dialed
 	busy     int
+	readying int // released connections making their next data connection, back in a round trip
 	limit    int
 	shrunkAt time.Time
 	wake     chan struct{} // closed and replaced whenever a connection is released
@@ -43,6 +44,8 @@ type Client struct {
 	fallbackOnce sync.Once
 	noMLSD       atomic.Bool // the server's MLSD hides symlink targets: list with LIST
 	unreachable  atomic.Bool // the last operation failed every retry: see noteReach
+	noReady      atomic.Bool // the server does not take data connections made ahead (ready.go)
+	preparing    sync.WaitGroup
 }
 
 // errStaleConn asks attempt for another connection: this one was dialed
@@ -117,6 +120,7 @@ func (c *Client) Close() error {
 	for _, cn := range idle {
 		cn.close()
 	}
+	c.preparing.Wait()
 	return nil
 }
 
@@ -375,6 +379,15 @@ func cutShortReply(code int) bool {
 // session reuse as a reason to fall back to TLS 1.2.
 func (c *Client) opError(cn *conn, op, p string, err error) error {
 	var te *textproto.Error
+	cn.mu.Lock()
+	tookReady := cn.tookReady
+	cn.mu.Unlock()
+	if tookReady && errors.As(err, &te) && te.Code == 425 {
+		// The server no longer took the data connection made ahead: make
+		// none from now on, and try again at once.
+		c.noteNoReady(fmt.Sprintf("%d %s", te.Code, te.Msg))
+		return fmt.Errorf("%s %s: %w (%w)", op, p, errStaleConn, err)
+	}
 	if errors.As(err, &te) && (te.Code == 522 || te.Code == 425) && cn.tls != nil &&
 		cn.tls.MaxVersion != tls.VersionTLS12 {
 		c.fallbackOnce.Do(func() {

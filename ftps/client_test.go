@@ -183,6 +183,10 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 	case !auth && err == nil:
 		t.Errorf("anonymous listed the account's stage: %v", userList)
 	}
+	// Transfers after the first find their data connection made ahead.
+	if st := c.Stats(); st.ReadyUsed < st.DataConns/3 {
+		t.Errorf("%d of %d data connections were made ahead", st.ReadyUsed, st.DataConns)
+	}
 	// The key exchange the server chose is learned, to be offered first:
 	// vsftpd sets P-256 alone, which crypto/tls offers last.
 	if kx := c.Stats().KeyExchange; kx == 0 || (s.Impl == "vsftpd" && kx != tls.CurveP256) {

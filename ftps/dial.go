@@ -1,6 +1,7 @@
 package ftps
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,12 +27,15 @@ type conn struct {
 	client  *Client
 	created time.Time
 
-	mu       sync.Mutex // guards control, peer, capture, lastUsed, lastPing
-	control  net.Conn   // the TCP (or implicit TLS) socket under the control channel, for deadlines
-	peer     string     // the control connection's remote IP: data connections go there
-	capture  *bytes.Buffer
-	lastUsed time.Time
-	lastPing time.Time
+	mu        sync.Mutex // guards control, ctl, peer, capture, lastUsed, lastPing, ready, tookReady
+	control   net.Conn   // the TCP (or TLS) socket under the control channel, for deadlines
+	ctl       *ctl       // the control channel as the FTP library reads and writes it
+	peer      string     // the control connection's remote IP: data connections go there
+	capture   *bytes.Buffer
+	lastUsed  time.Time
+	lastPing  time.Time
+	ready     *ready // a data connection made ahead (ready.go)
+	tookReady bool   // the operation in progress uses a data connection made ahead
 }
 
 // deadline bounds the next control-channel exchange.
@@ -44,6 +49,7 @@ func (cn *conn) deadline(d time.Duration) {
 }
 
 func (cn *conn) close() {
+	cn.dropReady()
 	cn.deadline(2 * time.Second)
 	_ = cn.sc.Quit()
 }
@@ -65,12 +71,11 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		ftp.DialWithDisabledEPSV(cfg.DisableEPSV),
 		ftp.DialWithDisabledMLSD(c.noMLSD.Load()),
 	}
-	switch cfg.TLS {
-	case Explicit:
-		opts = append(opts, ftp.DialWithExplicitTLS(cn.tls))
-	case Implicit:
-		// The dial function wraps the socket itself; passing the config makes
-		// the library send PBSZ 0 and PROT P after login.
+	if cfg.TLS != Plaintext {
+		// The dial function sets up TLS itself (AUTH TLS first for explicit
+		// TLS), so that the library's commands pass through ctl in clear
+		// text; passing the config makes the library send PBSZ 0 and PROT P
+		// after login.
 		opts = append(opts, ftp.DialWithTLS(cn.tls))
 	}
 
@@ -82,10 +87,6 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	cn.deadline(cfg.Timeout)
 	if err := sc.Login(cfg.User, cfg.Password); err != nil {
 		_ = sc.Quit()
-		var ve *tls.CertificateVerificationError
-		if errors.As(err, &ve) { // explicit TLS shakes hands on the first command
-			return nil, c.wrapDialError(err)
-		}
 		var te *textproto.Error
 		if errors.As(err, &te) && (te.Code == ftp.StatusNotLoggedIn || te.Code == ftp.StatusBadCommand) {
 			return nil, fmt.Errorf("login failed for %s at %s: %s: %w", cfg.User, cfg.Host, te.Msg, ErrLogin)
@@ -136,38 +137,97 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 		// deadline too: a server that accepts and then says nothing must
 		// not hold the dial for ever. Login sets the next one.
 		_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
-		sock := raw
-		if c.cfg.TLS == Implicit {
+		var sock net.Conn = raw
+		ch := &ctl{}
+		if c.cfg.TLS != Plaintext {
+			if c.cfg.TLS == Explicit {
+				greeting, err := authTLS(raw)
+				if err != nil {
+					_ = raw.Close()
+					return nil, err
+				}
+				ch.pending = greeting // the library reads the greeting first
+			}
 			tc := tls.Client(raw, cn.tls)
 			if err := tc.HandshakeContext(ctx); err != nil {
 				_ = raw.Close()
+				var ve *tls.CertificateVerificationError
+				if errors.As(err, &ve) {
+					return nil, err
+				}
 				return nil, fmt.Errorf("TLS handshake: %w", err)
 			}
 			c.noteKeyExchange(tc.ConnectionState())
 			sock = tc
 		}
+		ch.Conn = sock
 		cn.mu.Lock()
-		cn.control, cn.peer = sock, peer
+		cn.control, cn.ctl, cn.peer = sock, ch, peer
 		cn.mu.Unlock()
-		return sock, nil
+		return ch, nil
 	}
 
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("data address %q: %w", addr, err)
 	}
+	if dc := cn.takeReady(port); dc != nil {
+		return dc, nil
+	}
+	dc, err := cn.dialData(port, true)
+	if err != nil {
+		return nil, err
+	}
+	return dc, nil
+}
+
+// authTLS reads the server's greeting on a new control connection and
+// asks for TLS (explicit TLS, RFC 4217). It returns the greeting, for the
+// FTP library to read as if it came over TLS.
+func authTLS(raw net.Conn) ([]byte, error) {
+	r := bufio.NewReader(raw)
+	tp := textproto.NewReader(r)
+	code, msg, err := tp.ReadResponse(ftp.StatusReady)
+	if err != nil {
+		return nil, err // a *textproto.Error for 421 and the like
+	}
+	greeting := []byte(fmt.Sprintf("%d %s\r\n", code, strings.ReplaceAll(msg, "\n", " ")))
+	if _, err := raw.Write([]byte("AUTH TLS\r\n")); err != nil {
+		return nil, err
+	}
+	if _, _, err := tp.ReadResponse(ftp.StatusAuthOK); err != nil {
+		return nil, fmt.Errorf("AUTH TLS: %w", err)
+	}
+	if r.Buffered() > 0 {
+		return nil, errors.New("AUTH TLS: the server sent more than its reply")
+	}
+	return greeting, nil
+}
+
+// dialData opens a data connection to port on the control connection's
+// peer. Its TLS handshake starts at once, in the background; with now
+// false (a connection made ahead) it has no deadline until start.
+func (cn *conn) dialData(port string, now bool) (*dataConn, error) {
+	c := cn.client
 	if _, err := strconv.Atoi(port); err != nil {
 		return nil, fmt.Errorf("data port %q: %w", port, err)
 	}
+	cn.mu.Lock()
+	peer := cn.peer
+	cn.mu.Unlock()
 	target := net.JoinHostPort(peer, port)
+	d := net.Dialer{Timeout: c.cfg.Timeout, KeepAlive: 15 * time.Second}
 	dctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
-	raw, err := d.DialContext(dctx, network, target)
+	raw, err := d.DialContext(dctx, "tcp", target)
 	if err != nil {
 		return nil, fmt.Errorf("data connection to %s: %w", target, err)
 	}
 	c.stats.dataConns.Add(1)
-	dc := &dataConn{Conn: raw, owner: cn, timeout: c.cfg.Timeout}
+	dc := &dataConn{Conn: raw, raw: raw, owner: cn, timeout: c.cfg.Timeout}
+	if now {
+		dc.start(c.cfg.Timeout)
+	}
 	if cn.tls != nil {
 		// Servers start TLS on a data socket only once the transfer command
 		// has come, so waiting for the handshake here would wait for ever
@@ -182,7 +242,6 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 			cfg.CurvePreferences = kx
 		}
 		tc := tls.Client(raw, cfg)
-		_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
 		go func() {
 			if tc.Handshake() == nil {
 				_ = raw.SetWriteDeadline(time.Time{})
@@ -198,9 +257,16 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 // reader, and copies listing bytes aside when its control connection asks.
 type dataConn struct {
 	net.Conn
+	raw     net.Conn // the TCP socket under TLS
 	owner   *conn
 	timeout time.Duration
 	noted   bool // the TLS version was recorded
+}
+
+// start bounds the data connection's handshake and writes from now on; its
+// reads get a deadline each.
+func (d *dataConn) start(timeout time.Duration) {
+	_ = d.raw.SetDeadline(time.Now().Add(timeout))
 }
 
 func (d *dataConn) Read(p []byte) (int, error) {

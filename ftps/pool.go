@@ -38,7 +38,9 @@ func (c *Client) take(ctx context.Context, wait bool) (cn *conn, reused bool, er
 			c.mu.Unlock()
 			return cn, true, nil
 		}
-		if c.open < c.limit {
+		// A connection back in a round trip beats a new one, some ten
+		// round trips away.
+		if c.open < c.limit && !(wait && c.readying > 0) {
 			c.open++
 			c.busy++
 			c.mu.Unlock()
@@ -79,12 +81,47 @@ func (c *Client) take(ctx context.Context, wait bool) (cn *conn, reused bool, er
 }
 
 // put returns a healthy connection to the pool after use.
-func (c *Client) put(cn *conn) {
+func (c *Client) put(cn *conn) { c.release(cn, false) }
+
+// release is put; with wait, it returns once the connection is back in the
+// pool rather than at once.
+func (c *Client) release(cn *conn, wait bool) {
 	cn.mu.Lock()
 	cn.lastUsed = time.Now()
 	cn.capture = nil
+	cn.tookReady = false
 	cn.mu.Unlock()
-	c.requeue(cn)
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.preparing.Add(1)
+		c.readying++
+	}
+	c.mu.Unlock()
+	if closed {
+		c.requeue(cn)
+		return
+	}
+	// Back in the pool once its next data connection is made: one round
+	// trip, which the next operation would otherwise spend on its EPSV.
+	back := func() {
+		defer c.preparing.Done()
+		err := c.prepare(cn)
+		c.mu.Lock()
+		c.readying--
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Debug("connection lost while making a data connection ahead", "conn", cn.id, "err", err)
+			c.discard(cn)
+			return
+		}
+		c.requeue(cn)
+	}
+	if wait {
+		back()
+	} else {
+		go back()
+	}
 }
 
 // requeue returns a connection to the pool without counting it as used.
@@ -200,6 +237,14 @@ func (c *Client) tend() {
 			cn.mu.Lock()
 			cn.lastPing = time.Now()
 			cn.mu.Unlock()
+			if cn.staleReady(now) {
+				cn.dropReady()
+			}
+			if err := c.prepare(cn); err != nil {
+				c.log.Debug("idle connection lost; dropped", "conn", cn.id, "err", err)
+				c.discard(cn)
+				continue
+			}
 			c.requeue(cn)
 		}
 	}

@@ -6,14 +6,15 @@ import (
 )
 
 type counters struct {
-	dials, dataConns, discarded, retries, tlsFallbacks, streams, bytesRead atomic.Int64
-	tlsVersion                                                             atomic.Uint32 // of the latest data connection
+	dials, dataConns, discarded, retries, tlsFallbacks, streams, bytesRead, readyUsed atomic.Int64
+	tlsVersion                                                                        atomic.Uint32 // of the latest data connection
 }
 
 // Stats are running totals of what the client did.
 type Stats struct {
 	Dials        int64 // control connections opened
 	DataConns    int64 // data connections opened
+	ReadyUsed    int64 // transfers whose data connection was made ahead
 	Discarded    int64 // connections dropped after an error
 	Retries      int64
 	TLSFallbacks int64
@@ -31,7 +32,7 @@ func (c *Client) Stats() Stats {
 	open, busy, limit := c.open, c.busy, c.limit
 	c.mu.Unlock()
 	return Stats{
-		Dials: c.stats.dials.Load(), DataConns: c.stats.dataConns.Load(),
+		Dials: c.stats.dials.Load(), DataConns: c.stats.dataConns.Load(), ReadyUsed: c.stats.readyUsed.Load(),
 		Discarded: c.stats.discarded.Load(), Retries: c.stats.retries.Load(),
 		TLSFallbacks: c.stats.tlsFallbacks.Load(), Streams: c.stats.streams.Load(),
 		BytesRead: c.stats.bytesRead.Load(), Open: open, Busy: busy, Limit: limit,

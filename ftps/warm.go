@@ -30,8 +30,9 @@ func (c *Client) Warm(ctx context.Context, n int) error {
 	err := g.Wait()
 	for _, cn := range conns {
 		if cn != nil {
-			c.put(cn)
+			g.Go(func() error { c.release(cn, true); return nil })
 		}
 	}
+	g.Wait()
 	return err
 }

@@ -1,0 +1,223 @@
+package ftps
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A transfer costs round trips before its first byte: EPSV, the data
+// connection's TCP and TLS handshakes, then the command. An idle control
+// connection gets the first three done ahead of need: it sends an EPSV of
+// its own, connects to the announced port and starts the TLS handshake,
+// whose ClientHello waits in the server's socket. The FTP library's next
+// EPSV is answered from that reply without a round trip, and its dial is
+// handed the connection already made. Servers accept the data connection
+// only once the transfer command comes, whenever that is (RFC 959 asks
+// nothing more of a passive listener), so a read then costs the command's
+// round trip and the TLS handshake's rest.
+
+// readyMaxAge bounds how long a data connection made ahead waits for its
+// transfer; an older one is replaced when the pool checks its idle
+// connections, so a firewall that forgets quiet connections is not met
+// at the next read.
+const readyMaxAge = 2 * time.Minute
+
+// ctl is the control channel as the FTP library sees it, in clear text
+// (above TLS): what lets the client send commands of its own while the
+// connection is idle and answer the library's next EPSV itself.
+type ctl struct {
+	net.Conn // the control socket: TLS, or plain TCP
+
+	mu      sync.Mutex // guards pending, epsv
+	pending []byte     // bytes for the library to read before the socket's
+	epsv    []byte     // a 229 reply kept for the library's next EPSV; nil: none
+}
+
+var epsvCommand = []byte("EPSV\r\n")
+
+// Write sends the library's commands on, except an EPSV that a reply is
+// kept for: the library reads that reply instead.
+func (c *ctl) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.epsv != nil && bytes.EqualFold(p, epsvCommand) {
+		c.pending = append(c.pending, c.epsv...)
+		c.epsv = nil
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	if c.epsv != nil && changesPassive(p) {
+		c.epsv = nil // the server's listener is replaced: the kept reply no longer holds
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// changesPassive reports whether a command line replaces the server's
+// passive listener.
+func changesPassive(p []byte) bool {
+	for _, verb := range []string{"PASV", "EPSV", "PORT", "EPRT", "LPSV", "LPRT"} {
+		if len(p) >= len(verb) && strings.EqualFold(string(p[:len(verb)]), verb) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *ctl) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// exchange sends one command of the client's own and reads its reply,
+// while the library is not using the connection. Bytes read past the reply
+// go to the library.
+func (c *ctl) exchange(cmd string) (int, string, error) {
+	if _, err := c.Conn.Write([]byte(cmd + "\r\n")); err != nil {
+		return 0, "", err
+	}
+	r := bufio.NewReader(c.Conn)
+	code, msg, err := textproto.NewReader(r).ReadResponse(0)
+	if n := r.Buffered(); n > 0 {
+		rest, _ := r.Peek(n)
+		c.mu.Lock()
+		c.pending = append(c.pending, rest...)
+		c.mu.Unlock()
+	}
+	return code, msg, err
+}
+
+// ready is a data connection made ahead of its transfer.
+type ready struct {
+	port string
+	dc   *dataConn
+	made time.Time
+}
+
+// prepare makes a data connection ahead for cn, if it has none and the
+// server goes along. It returns an error only when the control connection
+// is no longer usable.
+func (c *Client) prepare(cn *conn) error {
+	cn.mu.Lock()
+	ctl, has := cn.ctl, cn.ready != nil
+	cn.mu.Unlock()
+	if ctl == nil || has || c.noReady.Load() || c.cfg.DisableEPSV {
+		return nil
+	}
+	cn.deadline(c.cfg.Timeout)
+	code, msg, err := ctl.exchange("EPSV")
+	if err != nil {
+		var te *textproto.Error
+		if errors.As(err, &te) {
+			// A refusal leaves the connection in step; the library falls
+			// back to PASV on its own.
+			c.noteNoReady(fmt.Sprintf("EPSV answered %d %s", te.Code, te.Msg))
+			return nil
+		}
+		return err
+	}
+	port, err := epsvPort(msg)
+	if code != 229 || err != nil {
+		c.noteNoReady(fmt.Sprintf("EPSV answered %d %s", code, msg))
+		return nil
+	}
+	dc, err := cn.dialData(port, false)
+	if err != nil {
+		// The server listens on that port for a while; the library's own
+		// EPSV will replace the listener.
+		c.log.Debug("data connection made ahead failed", "conn", cn.id, "err", err)
+		return nil
+	}
+	cn.mu.Lock()
+	cn.ready = &ready{port: port, dc: dc, made: time.Now()}
+	cn.mu.Unlock()
+	ctl.mu.Lock()
+	ctl.epsv = []byte(fmt.Sprintf("%d %s\r\n", code, msg))
+	ctl.mu.Unlock()
+	return nil
+}
+
+// noteNoReady stops making data connections ahead, for good: the server
+// does not take part.
+func (c *Client) noteNoReady(why string) {
+	if !c.noReady.Swap(true) {
+		c.log.Info("server refused a data connection made ahead; transfers open their own", "reason", why)
+	}
+}
+
+// takeReady hands over the data connection made ahead to port, or nil.
+func (cn *conn) takeReady(port string) *dataConn {
+	cn.mu.Lock()
+	r := cn.ready
+	cn.ready = nil
+	cn.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	if r.port != port {
+		r.dc.Close()
+		return nil
+	}
+	r.dc.start(cn.client.cfg.Timeout)
+	cn.client.stats.readyUsed.Add(1)
+	cn.mu.Lock()
+	cn.tookReady = true
+	cn.mu.Unlock()
+	return r.dc
+}
+
+// dropReady closes the data connection made ahead, if any, and forgets
+// its EPSV reply: the library's next EPSV goes to the server.
+func (cn *conn) dropReady() {
+	cn.mu.Lock()
+	r, ctl := cn.ready, cn.ctl
+	cn.ready = nil
+	cn.mu.Unlock()
+	if ctl != nil {
+		ctl.mu.Lock()
+		ctl.epsv = nil
+		ctl.mu.Unlock()
+	}
+	if r != nil {
+		r.dc.Close()
+	}
+}
+
+// staleReady reports whether cn's data connection made ahead is too old to trust.
+func (cn *conn) staleReady(now time.Time) bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.ready != nil && now.Sub(cn.ready.made) > readyMaxAge
+}
+
+// epsvPort returns the port of a 229 reply: "Entering Extended Passive
+// Mode (|||port|)".
+func epsvPort(msg string) (string, error) {
+	i := strings.Index(msg, "(")
+	j := strings.LastIndex(msg, ")")
+	if i < 0 || j <= i+1 {
+		return "", fmt.Errorf("EPSV reply %q", msg)
+	}
+	f := strings.Split(msg[i+1:j], string(msg[i+1]))
+	if len(f) != 5 {
+		return "", fmt.Errorf("EPSV reply %q", msg)
+	}
+	if p, err := strconv.Atoi(f[3]); err != nil || p <= 0 || p > 65535 {
+		return "", fmt.Errorf("EPSV reply %q: port", msg)
+	}
+	return f[3], nil
+}
