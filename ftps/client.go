@@ -45,6 +45,7 @@ type Client struct {
 	noMLSD       atomic.Bool // the server's MLSD hides symlink targets: list with LIST
 	unreachable  atomic.Bool // the last operation failed every retry: see noteReach
 	noReady      atomic.Bool // the server does not take data connections made ahead (ready.go)
+	noPipeline   atomic.Bool // the server refused a REST sent with its transfer command (ready.go)
 	preparing    sync.WaitGroup
 }
 

@@ -138,7 +138,7 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 		// not hold the dial for ever. Login sets the next one.
 		_ = raw.SetDeadline(time.Now().Add(c.cfg.Timeout))
 		var sock net.Conn = raw
-		ch := &ctl{}
+		ch := &ctl{client: c}
 		if c.cfg.TLS != Plaintext {
 			if c.cfg.TLS == Explicit {
 				greeting, err := authTLS(raw)

@@ -244,6 +244,13 @@ func TestControlCutMidListing(t *testing.T) {
 	if _, err := c.List(ctx(t), "/"); err != nil { // connected and logged in
 		t.Fatal(err)
 	}
+	// Back in the pool, with its next data connection made.
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Busy > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection never came back to the pool")
+		}
+	}
+	before := c.Stats().BytesRead
 	type result struct {
 		n   int
 		err error
@@ -253,9 +260,9 @@ func TestControlCutMidListing(t *testing.T) {
 		ents, err := c.List(ctx(t), dir)
 		done <- result{len(ents), err}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); p.OpenData() == 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().BytesRead == before; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the listing never opened a data connection")
+			t.Fatal("the listing never started")
 		}
 	}
 	p.CutPort(s.Port)

@@ -34,17 +34,32 @@ const readyMaxAge = 2 * time.Minute
 // (above TLS): what lets the client send commands of its own while the
 // connection is idle and answer the library's next EPSV itself.
 type ctl struct {
-	net.Conn // the control socket: TLS, or plain TCP
+	net.Conn         // the control socket: TLS, or plain TCP
+	client   *Client // nil: no REST goes ahead of its reply
 
-	mu      sync.Mutex // guards pending, epsv
-	pending []byte     // bytes for the library to read before the socket's
-	epsv    []byte     // a 229 reply kept for the library's next EPSV; nil: none
+	mu        sync.Mutex // guards pending, epsv, rest, checkRest
+	pending   []byte     // bytes for the library to read before the socket's
+	epsv      []byte     // a 229 reply kept for the library's next EPSV; nil: none
+	rest      []byte     // a REST line held back, to go with the transfer command
+	checkRest bool       // the next reply on the socket is the held REST's, ours to check
 }
 
 var epsvCommand = []byte("EPSV\r\n")
 
+// restAccepted is what the library reads for a REST held back. The real
+// reply is checked when it comes: a REST refused ends the connection.
+var restAccepted = []byte("350 Restart position accepted.\r\n")
+
+// errRestRefused is a server's refusal of a REST sent together with its
+// transfer command: the connection is out of step, and the transfer must
+// not be read (it would start at 0).
+var errRestRefused = errors.New("REST refused")
+
 // Write sends the library's commands on, except an EPSV that a reply is
-// kept for: the library reads that reply instead.
+// kept for (the library reads that reply instead), and a REST, held back
+// to go in one write with the transfer command that follows it: the
+// library waits for REST's reply before sending the command, a round trip
+// for nothing when the server accepts the offset, as servers do.
 func (c *ctl) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.epsv != nil && bytes.EqualFold(p, epsvCommand) {
@@ -56,6 +71,21 @@ func (c *ctl) Write(p []byte) (int, error) {
 	if c.epsv != nil && changesPassive(p) {
 		c.epsv = nil // the server's listener is replaced: the kept reply no longer holds
 	}
+	if c.rest == nil && hasVerb(p, "REST") && c.client != nil && !c.client.noPipeline.Load() {
+		c.rest = bytes.Clone(p)
+		c.pending = append(c.pending, restAccepted...)
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	if c.rest != nil {
+		line := append(c.rest, p...)
+		c.rest, c.checkRest = nil, true
+		c.mu.Unlock()
+		if _, err := c.Conn.Write(line); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	c.mu.Unlock()
 	return c.Conn.Write(p)
 }
@@ -64,11 +94,17 @@ func (c *ctl) Write(p []byte) (int, error) {
 // passive listener.
 func changesPassive(p []byte) bool {
 	for _, verb := range []string{"PASV", "EPSV", "PORT", "EPRT", "LPSV", "LPRT"} {
-		if len(p) >= len(verb) && strings.EqualFold(string(p[:len(verb)]), verb) {
+		if hasVerb(p, verb) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasVerb reports whether a command line starts with verb.
+func hasVerb(p []byte, verb string) bool {
+	return len(p) > len(verb) && strings.EqualFold(string(p[:len(verb)]), verb) &&
+		(p[len(verb)] == ' ' || p[len(verb)] == '\r')
 }
 
 func (c *ctl) Read(p []byte) (int, error) {
@@ -79,17 +115,28 @@ func (c *ctl) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return n, nil
 	}
+	check := c.checkRest
+	c.checkRest = false
 	c.mu.Unlock()
+	if check {
+		code, msg, err := c.reply()
+		if err != nil {
+			return 0, err
+		}
+		if code != 350 {
+			c.client.noPipeline.Store(true)
+			c.client.log.Info("server refused a REST sent with its transfer command; REST waits for its reply from now on",
+				"reply", fmt.Sprintf("%d %s", code, msg))
+			return 0, fmt.Errorf("%w: %d %s (%w)", errRestRefused, code, msg, errStaleConn)
+		}
+		return c.Read(p)
+	}
 	return c.Conn.Read(p)
 }
 
-// exchange sends one command of the client's own and reads its reply,
-// while the library is not using the connection. Bytes read past the reply
-// go to the library.
-func (c *ctl) exchange(cmd string) (int, string, error) {
-	if _, err := c.Conn.Write([]byte(cmd + "\r\n")); err != nil {
-		return 0, "", err
-	}
+// reply reads one reply from the socket, while the library waits. Bytes
+// read past it go to the library.
+func (c *ctl) reply() (int, string, error) {
 	r := bufio.NewReader(c.Conn)
 	code, msg, err := textproto.NewReader(r).ReadResponse(0)
 	if n := r.Buffered(); n > 0 {
@@ -99,6 +146,15 @@ func (c *ctl) exchange(cmd string) (int, string, error) {
 		c.mu.Unlock()
 	}
 	return code, msg, err
+}
+
+// exchange sends one command of the client's own and reads its reply,
+// while the library is not using the connection.
+func (c *ctl) exchange(cmd string) (int, string, error) {
+	if _, err := c.Conn.Write([]byte(cmd + "\r\n")); err != nil {
+		return 0, "", err
+	}
+	return c.reply()
 }
 
 // ready is a data connection made ahead of its transfer.

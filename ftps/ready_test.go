@@ -2,6 +2,8 @@ package ftps
 
 import (
 	"bytes"
+	"errors"
+	"log/slog"
 	"net"
 	"testing"
 )
@@ -70,5 +72,48 @@ func TestCtlAnswersEPSV(t *testing.T) {
 	c.Write([]byte("PASV\r\n"))
 	if got := <-sent; string(got) != "PASV\r\n" || c.epsv != nil {
 		t.Fatalf("server got %q; kept reply %q", got, c.epsv)
+	}
+}
+
+// A REST waits for the transfer command and goes with it; its reply is
+// checked, and a refusal fails the read rather than let a transfer from
+// offset 0 through.
+func TestCtlHoldsREST(t *testing.T) {
+	for _, tc := range []struct {
+		reply string
+		ok    bool
+	}{{"350 Restart position accepted (100).\r\n", true}, {"501 REST not understood\r\n", false}} {
+		client, server := net.Pipe()
+		c := &ctl{Conn: client, client: &Client{log: slog.New(slog.DiscardHandler)}}
+		if _, err := c.Write([]byte("REST 100\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 128)
+		n, err := c.Read(buf)
+		if err != nil || !bytes.HasPrefix(buf[:n], []byte("350 ")) {
+			t.Fatalf("REST answered %q, %v", buf[:n], err)
+		}
+		go func() {
+			got := make([]byte, 128)
+			n, _ := server.Read(got)
+			if string(got[:n]) != "REST 100\r\nRETR f\r\n" {
+				t.Errorf("server got %q in one write", got[:n])
+			}
+			server.Write([]byte(tc.reply + "150 Opening data connection.\r\n"))
+		}()
+		if _, err := c.Write([]byte("RETR f\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		n, err = c.Read(buf)
+		switch {
+		case tc.ok && (err != nil || string(buf[:n]) != "150 Opening data connection.\r\n"):
+			t.Errorf("after an accepted REST, read %q, %v", buf[:n], err)
+		case !tc.ok && !errors.Is(err, errRestRefused):
+			t.Errorf("after a refused REST, read %q, %v", buf[:n], err)
+		case !tc.ok && !c.client.noPipeline.Load():
+			t.Errorf("a refused REST left REST going ahead")
+		}
+		client.Close()
+		server.Close()
 	}
 }
