@@ -682,3 +682,83 @@ func TestSegmentLen(t *testing.T) {
 		}
 	}
 }
+
+// gatedRemote serves the first open bytes of every stream, then holds the
+// rest until gate is closed: a chunk whose start has arrived and whose end
+// has not.
+type gatedRemote struct {
+	*fakeRemote
+	open int64
+	gate chan struct{}
+}
+
+func (g gatedRemote) ReadAt(ctx context.Context, path string, off int64) (io.ReadCloser, error) {
+	rc, err := g.fakeRemote.ReadAt(ctx, path, off)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedStream{ReadCloser: rc, left: g.open, gate: g.gate, ctx: ctx}, nil
+}
+
+type gatedStream struct {
+	io.ReadCloser
+	left int64
+	gate chan struct{}
+	ctx  context.Context
+}
+
+func (s *gatedStream) Read(p []byte) (int, error) {
+	if s.left <= 0 {
+		select {
+		case <-s.gate:
+		case <-s.ctx.Done():
+			return 0, s.ctx.Err()
+		}
+		return s.ReadCloser.Read(p)
+	}
+	n, err := s.ReadCloser.Read(p[:min(int64(len(p)), s.left)])
+	s.left -= int64(n)
+	return n, err
+}
+
+// A read is answered once its own bytes are in, before the rest of its
+// chunk; the read that takes the chunk's last byte waits for the chunk.
+func TestReadAnsweredBeforeChunkEnds(t *testing.T) {
+	r := newFake()
+	k := r.add("/early", 3*testChunk, 23)
+	g := gatedRemote{fakeRemote: r, open: 16 << 10, gate: make(chan struct{})}
+	c := openCache(t, t.TempDir(), g, func(cfg *Config) { cfg.StreamsPerFile = 1 })
+	read := func(off int64, n int) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			p := make([]byte, n)
+			_, err := c.ReadAt(context.Background(), k, p, off)
+			if err == nil {
+				expect(t, 23, off, p)
+			}
+			done <- err
+		}()
+		return done
+	}
+	select {
+	case err := <-read(100, 4096):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a read of bytes already in waited for the rest of the chunk")
+	}
+	tail := read(testChunk-100, 100)
+	select {
+	case err := <-tail:
+		t.Fatalf("the chunk's last bytes were read before they came: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(g.gate)
+	if err := <-tail; err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := c.store.missing(newFileID(k), 0, 1); first >= 0 {
+		t.Error("the chunk's last read returned before the chunk was cached")
+	}
+}
