@@ -762,3 +762,24 @@ func TestReadAnsweredBeforeChunkEnds(t *testing.T) {
 		t.Error("the chunk's last read returned before the chunk was cached")
 	}
 }
+
+// A full cache writes a new chunk over the file of the chunk it evicts,
+// rather than delete one file and create another for every chunk.
+func TestFullCacheRecyclesFiles(t *testing.T) {
+	dir := t.TempDir()
+	r := newFake()
+	const max = 16 * (testChunk + headerLen)
+	k := r.add("/big", 3*16*testChunk, 29)
+	c := openCache(t, dir, r, func(cfg *Config) { cfg.MaxBytes = max; cfg.StreamsPerFile = 1 })
+	readSeq(t, c, k, 29, testChunk)
+	c.store.mu.Lock()
+	recycled := c.store.recycled
+	c.store.mu.Unlock()
+	if recycled < 2*16-4 {
+		t.Errorf("%d chunk files written over, reading 48 chunks through a cache of 16", recycled)
+	}
+	if st := c.Stats(); st.Used > max || st.Used != diskChunkBytes(t, dir) {
+		t.Errorf("used %d, on disk %d, bound %d", st.Used, diskChunkBytes(t, dir), max)
+	}
+	readSeq(t, c, k, 29, 100_000) // still the right bytes, read across chunk boundaries
+}

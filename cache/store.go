@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,11 +48,12 @@ type store struct {
 	chunkSize int64
 	log       *slog.Logger
 
-	mu    sync.Mutex // guards index, files, used, limit and every chunkEntry
-	index *simplelru.LRU[chunkID, *chunkEntry]
-	files map[[32]byte]*fileRecord
-	used  int64
-	limit int64
+	mu       sync.Mutex // guards index, files, used, limit, recycled and every chunkEntry
+	index    *simplelru.LRU[chunkID, *chunkEntry]
+	files    map[[32]byte]*fileRecord
+	used     int64
+	limit    int64
+	recycled int64 // chunk files written over, for unique temporary names
 }
 
 func newStore(root string, chunkSize int64, log *slog.Logger) *store {
@@ -155,6 +157,14 @@ func (s *store) read(id fileID, i int64, dst []byte, within int64, scratch []byt
 		s.discard(cid, e, "read", err)
 		return false
 	}
+	// An evicted chunk's file may be written over with another chunk
+	// (recycle): what was read counts only if the chunk is still there.
+	s.mu.Lock()
+	cur, ok := s.index.Peek(cid)
+	s.mu.Unlock()
+	if !ok || cur != e {
+		return false
+	}
 	if touch {
 		os.Chtimes(path, now, now) // best effort: only orders the index after a restart
 	}
@@ -190,13 +200,18 @@ func (s *store) put(id fileID, i int64, buf []byte) error {
 	for try := 0; try < 2 && errors.Is(err, fs.ErrNotExist); try++ {
 		// Forget or a new version may remove the directory between the two calls.
 		if err = os.MkdirAll(dir, 0o700); err == nil {
-			f, err = os.CreateTemp(dir, chunkName(i)+tempMark+"*")
+			if f = s.recycle(dir, i); f == nil {
+				f, err = os.CreateTemp(dir, chunkName(i)+tempMark+"*")
+			}
 		}
 	}
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(buf)
+	if err == nil {
+		err = f.Truncate(int64(len(buf))) // a recycled file may be longer
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -239,6 +254,42 @@ func (s *store) put(id fileID, i int64, buf []byte) error {
 	rec.chunks[i] = struct{}{}
 	s.shrinkLocked(s.limit)
 	return nil
+}
+
+// recycle makes room for chunk i of the file whose directory is dir when
+// the cache is full: it evicts the least recently used chunk and returns
+// its file, moved into dir under a temporary name and open for writing
+// over. It returns nil when there is room, or nothing to evict but the
+// newest chunk. Creating a file per chunk and deleting one per eviction
+// costs more than the copy into it: ext4 looks through the inodes deleted
+// in the last minutes for each new one.
+func (s *store) recycle(dir string, i int64) *os.File {
+	s.mu.Lock()
+	if s.used+headerLen+s.chunkSize <= s.limit || s.index.Len() <= 1 {
+		s.mu.Unlock()
+		return nil
+	}
+	cid, e, _ := s.index.GetOldest()
+	s.index.Remove(cid)
+	s.used -= e.size
+	if rec := s.files[cid.file]; rec != nil {
+		delete(rec.chunks, cid.index)
+	}
+	s.recycled++
+	old := s.chunkPath(cid.file, cid.index)
+	tmp := filepath.Join(dir, chunkName(i)+tempMark+"r"+strconv.FormatInt(s.recycled, 10))
+	err := os.Rename(old, tmp)
+	s.mu.Unlock()
+	if err != nil {
+		os.Remove(old)
+		return nil
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY, 0)
+	if err != nil {
+		os.Remove(tmp)
+		return nil
+	}
+	return f
 }
 
 // shrinkLocked evicts the least recently used chunks until used <= target,
