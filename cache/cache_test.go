@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -782,4 +783,34 @@ func TestFullCacheRecyclesFiles(t *testing.T) {
 		t.Errorf("used %d, on disk %d, bound %d", st.Used, diskChunkBytes(t, dir), max)
 	}
 	readSeq(t, c, k, 29, 100_000) // still the right bytes, read across chunk boundaries
+}
+
+// More sequential readers than streams: each file is read by one stream
+// that runs on through its segments, and a stream whose reader is still
+// reading keeps its slot; no RETR is cut short for another to start.
+func TestManyReadersFewStreams(t *testing.T) {
+	r := newFake()
+	r.openDelay = 2 * time.Millisecond
+	r.bytesPerSec = 400 << 20
+	const files, size = 8, 32 << 20
+	keys := make([]Key, files)
+	for n := range keys {
+		keys[n] = r.add(fmt.Sprintf("/part%d", n), size, uint64(40+n))
+	}
+	c := openCache(t, t.TempDir(), r, func(cfg *Config) {
+		cfg.ChunkSize = 1 << 20
+		cfg.IdleTimeout = 30 * time.Second // a loaded machine may pause between two reads
+	})
+	var wg sync.WaitGroup
+	for n, k := range keys {
+		wg.Go(func() { readSeq(t, c, k, uint64(40+n), 128<<10) })
+	}
+	wg.Wait()
+	opened, served, _ := r.counts()
+	// A reader slowed down past the grace (a loaded machine) costs a
+	// stream more; one per segment, as before, would be 2 per file and more.
+	if opened > 2*files || served > files*size*11/10 {
+		t.Errorf("%d streams, %d bytes served for %d files of %d bytes", opened, served, files, size)
+	}
+	t.Logf("%d streams, %d bytes served for %d files of %d bytes", opened, served, files, size)
 }

@@ -93,9 +93,7 @@ func (sl *slots) acquire(ctx context.Context) error {
 	}
 	sl.mu.Unlock()
 	if victim != nil {
-		victim.f.mu.Lock()
-		victim.stopLocked()
-		victim.f.mu.Unlock()
+		victim.signal() // it gives its slot up unless its reader moves on (yieldAfter)
 	}
 	select {
 	case sl.sem <- struct{}{}:
@@ -107,6 +105,9 @@ func (sl *slots) acquire(ctx context.Context) error {
 
 func (sl *slots) release() { <-sl.sem }
 
+// contended reports whether a stream waits for a slot.
+func (sl *slots) contended() bool { return sl.waiting.Load() > 0 }
+
 func (sl *slots) setIdle(s *stream, idle bool) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
@@ -115,6 +116,13 @@ func (sl *slots) setIdle(s *stream, idle bool) {
 		sl.idle = append(sl.idle, s)
 	}
 }
+
+// yieldAfter is how long a stream whose plan is met keeps its slot while
+// another stream waits for one. A reader still reading extends its stream
+// within a few milliseconds (what it reads is on local disk by then); a
+// stream given up is a RETR cut short, whose buffered bytes the server
+// sent for nothing, and a new one for the reader, round trips later.
+const yieldAfter = 25 * time.Millisecond
 
 // errStreamBroken marks a remote stream that failed after it opened, such
 // as a data connection reset midway: a read waiting on it opens a fresh one
@@ -172,6 +180,12 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 	limit := 0
 	if f.segment > 0 {
 		limit = c.cfg.StreamsPerFile
+		if c.slots.contended() {
+			// Other files' reads want the streams: more for this one would
+			// take slots from them, and each segment's end costs the server
+			// what it had sent past it. The streams already here go on.
+			limit = 1
+		}
 	}
 	for i := first; i >= 0; {
 		end := min(c.segmentEnd(f, i), last+1)
@@ -211,6 +225,14 @@ func (c *Cache) streamFor(f *fileState, i, want, reach int64, linger bool, limit
 		}
 		if i >= s.cap || (i >= s.want && i-s.next > reach) {
 			continue
+		}
+		if c.slots.contended() {
+			// Streams are scarce: read on through the segments after this
+			// one that no stream owns, in the same RETR, rather than stop
+			// at the segment's end and leave them to a new one.
+			for s.cap < want && !f.ownedLocked(s.cap, s) {
+				s.cap = c.segmentEnd(f, s.cap)
+			}
 		}
 		s.linger = s.linger || linger
 		if w := min(want, s.cap); w > s.want {
@@ -390,6 +412,7 @@ func (c *Cache) fill(s *stream, r io.Reader, data []byte) (int, error) {
 func (c *Cache) nextChunk(s *stream) (int64, bool) {
 	f := s.f
 	var idle *time.Timer
+	var idleSince time.Time
 	defer func() {
 		if idle != nil {
 			idle.Stop()
@@ -414,14 +437,21 @@ func (c *Cache) nextChunk(s *stream) (int64, bool) {
 			// counts itself before looking for idle streams: one sees the other.
 			c.slots.setIdle(s, true)
 			idle = time.NewTimer(c.cfg.IdleTimeout)
+			idleSince = time.Now()
 		}
+		var yield <-chan time.Time
 		if c.slots.waiting.Load() > 0 {
-			f.mu.Lock()
-			s.linger = false // a reader needs the slot more than a reader that may come
-			f.mu.Unlock()
-			continue
+			left := yieldAfter - time.Since(idleSince)
+			if left <= 0 {
+				f.mu.Lock()
+				s.linger = false // a reader needs the slot more than a reader that may come
+				f.mu.Unlock()
+				continue
+			}
+			yield = time.After(left)
 		}
 		select {
+		case <-yield:
 		case <-s.wake:
 		case <-idle.C:
 			f.mu.Lock()
