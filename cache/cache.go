@@ -54,10 +54,10 @@ type Config struct {
 	Streams     int           // remote streams open at once; default 4
 	IdleTimeout time.Duration // how long a stream waits for the next sequential read; default 1.5 s
 	// StreamsPerFile > 1 cuts a sequential read's window into that many
-	// segments, each read by its own stream, when the server is far (see
-	// farAway): over a long, window-limited path that beats one stream
-	// (measured at 100 ms round trip with a 4 MiB window, 1 GiB: 3.3x).
-	// Default 4, at most Streams.
+	// segments, each read by its own stream, which beats one stream over a
+	// long, window-limited path (measured at 100 ms round trip with a 4 MiB
+	// window: 1.7x one stream on 256 MiB), and costs nothing on a short
+	// one. Default 4, at most Streams.
 	StreamsPerFile int
 	Logger         *slog.Logger // default slog.Default()
 }
