@@ -115,7 +115,6 @@ type Cache struct {
 	closed bool
 
 	hits, misses, fetched, opened, writeErrors atomic.Int64
-	firstByte                                  atomic.Int64 // time to the latest new stream's first byte, in ns
 }
 
 // fileStatesKept bounds the access patterns remembered, one per file.

@@ -241,11 +241,11 @@ func TestSequentialOneStream(t *testing.T) {
 	}
 }
 
-// With StreamsPerFile, a sequential read of a file far away runs several
-// streams at once over segments of its window, fetching each byte once.
+// With StreamsPerFile, a sequential read runs several streams at once over
+// segments of its window, fetching each byte once.
 func TestSegments(t *testing.T) {
 	r := newFake()
-	r.openDelay = 2 * farAway
+	r.openDelay = 2 * time.Millisecond
 	r.bytesPerSec = 200 << 20
 	k := r.add("/seg", 64<<20+5, 22)
 	c := openCache(t, t.TempDir(), r, func(cfg *Config) {
@@ -260,23 +260,6 @@ func TestSegments(t *testing.T) {
 		t.Fatalf("served %d of %d bytes in %d streams, %d at once", r.served, k.Size, r.opened, r.maxActive)
 	}
 	t.Logf("%d streams, %d at once, from offsets %v", r.opened, r.maxActive, r.offsets)
-}
-
-// Near, where one stream carries more than the machine can take in, a
-// sequential read keeps to one stream.
-func TestSegmentsOnlyFarAway(t *testing.T) {
-	r := newFake()
-	k := r.add("/near", 64<<20+5, 24)
-	c := openCache(t, t.TempDir(), r, func(cfg *Config) {
-		cfg.ChunkSize = 1 << 20
-		cfg.StreamsPerFile = 4
-		cfg.ReadAhead = 64 << 20           // segments of 16 chunks
-		cfg.IdleTimeout = 30 * time.Second // a loaded machine may pause between two reads
-	})
-	readSeq(t, c, k, 24, 128<<10)
-	if opened, served, _ := r.counts(); opened != 1 || served != k.Size {
-		t.Fatalf("served %d of %d bytes in %d streams; want one stream", served, k.Size, opened)
-	}
 }
 
 // A sequential read that starts mid-file, and one that skips forward within

@@ -36,7 +36,6 @@ type stream struct {
 	start  int64         // first chunk
 	wake   chan struct{} // capacity 1: want grew, or stop was asked
 	linger bool          // guarded by f.mu: stay open a moment once want is met
-	asked  time.Time     // when the remote stream was asked for, until its first byte; the stream's goroutine's own
 
 	// guarded by f.mu
 	next, want int64         // chunks [next, want) are still to be read
@@ -118,20 +117,6 @@ func (sl *slots) setIdle(s *stream, idle bool) {
 	}
 }
 
-// farAway is the time to a stream's first byte past which a sequential
-// read is spread over several streams. The first byte takes two round
-// trips at least, so this is a round trip of 10 ms or more: where one TCP
-// stream is bound by its window over the round trip (4 MiB / 10 ms is
-// 400 MB/s). Nearer, one stream carries more than the machine can decrypt
-// and cache, and more streams only cost CPU and the bytes sent past each
-// segment's end (on loopback: one stream 442 MB/s, four 371, curl 426,
-// medians of five 1 GiB reads).
-const farAway = 25 * time.Millisecond
-
-// far reports whether the server is far enough for segments to pay: the
-// latest stream took farAway or more to its first byte.
-func (c *Cache) far() bool { return time.Duration(c.firstByte.Load()) >= farAway }
-
 // yieldAfter is how long a stream whose plan is met keeps its slot while
 // another stream waits for one. A reader still reading extends its stream
 // within a few milliseconds (what it reads is on local disk by then); a
@@ -181,9 +166,8 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 	if first < 0 {
 		return
 	}
-	spread := f.segment > 0 && c.far()
 	if first <= b {
-		if !spread {
+		if f.segment == 0 {
 			return // the read's own stream runs on through the window
 		}
 		// The read fetches the segment it waits for; the segments after it
@@ -194,7 +178,7 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 		}
 	}
 	limit := 0
-	if spread {
+	if f.segment > 0 {
 		limit = c.cfg.StreamsPerFile
 		if c.slots.contended() {
 			// Other files' reads want the streams: more for this one would
@@ -205,7 +189,7 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 	}
 	for i := first; i >= 0; {
 		end := min(c.segmentEnd(f, i), last+1)
-		if c.streamFor(f, i, end, reach, true, limit) == nil || !spread {
+		if c.streamFor(f, i, end, reach, true, limit) == nil || f.segment == 0 {
 			return
 		}
 		i, _ = c.store.missing(f.id, end, last+1)
@@ -242,11 +226,10 @@ func (c *Cache) streamFor(f *fileState, i, want, reach int64, linger bool, limit
 		if i >= s.cap || (i >= s.want && i-s.next > reach) {
 			continue
 		}
-		if c.slots.contended() || !c.far() {
-			// Streams are scarce, or one is enough: read on through the
-			// segments after this one that no stream owns, in the same
-			// RETR, rather than stop at the segment's end and leave them
-			// to a new one.
+		if c.slots.contended() {
+			// Streams are scarce: read on through the segments after this
+			// one that no stream owns, in the same RETR, rather than stop
+			// at the segment's end and leave them to a new one.
 			for s.cap < want && !f.ownedLocked(s.cap, s) {
 				s.cap = c.segmentEnd(f, s.cap)
 			}
@@ -357,7 +340,6 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 			return nil
 		}
 		if *rc == nil {
-			s.asked = time.Now()
 			r, err := c.remote.ReadAt(c.ctx, f.id.Path, s.start*cs)
 			if err != nil {
 				return err
@@ -406,10 +388,6 @@ func (c *Cache) fill(s *stream, r io.Reader, data []byte) (int, error) {
 	n := 0
 	for n < len(data) {
 		m, err := r.Read(data[n:])
-		if m > 0 && !s.asked.IsZero() {
-			c.firstByte.Store(int64(time.Since(s.asked)))
-			s.asked = time.Time{}
-		}
 		if m > 0 {
 			n += m
 			f.mu.Lock()
