@@ -9,10 +9,11 @@
 // doubles as the run crosses chunks, up to Config.ReadAhead. A remote stream
 // then reads the file chunk after chunk, each chunk committed as it
 // completes, and is extended as the reader moves on, so a cold sequential
-// read pays for one stream. A read waiting on a chunk in flight is answered
-// as soon as its own bytes are in, before the chunk is complete. It closes once its plan is met and no read
-// extends it within IdleTimeout, or at once when another reader needs its
-// slot. A random read gets a stream for its own chunks only, closed at once.
+// read pays for one stream (a few, over segments, far away). It closes once
+// its plan is met and no read extends it within IdleTimeout, or within
+// yieldAfter when another stream waits for its slot. A random read gets a
+// stream for its own chunks only, closed at once. A read waiting on a chunk
+// in flight is answered as soon as its own bytes are in.
 package cache
 
 import (

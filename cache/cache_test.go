@@ -342,7 +342,7 @@ func TestStreamsBound(t *testing.T) {
 }
 
 // A stream waiting for a follow-up read closes after the idle timeout, and
-// gives its slot up at once to a reader that needs one.
+// gives its slot up to a reader that needs one, within yieldAfter.
 func TestIdleStreams(t *testing.T) {
 	r := newFake()
 	k := r.add("/idle", 100*testChunk, 11)

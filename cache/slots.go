@@ -9,7 +9,8 @@ import (
 )
 
 // slots bounds the remote streams open at once. A stream that lingers for
-// a follow-up read gives its slot up as soon as anyone waits for one.
+// a follow-up read gives its slot up when someone waits for one and no read
+// has extended it within yieldAfter.
 type slots struct {
 	sem     chan struct{}
 	waiting atomic.Int32
