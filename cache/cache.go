@@ -240,7 +240,7 @@ func (c *Cache) readChunk(ctx context.Context, f *fileState, i int64, dst []byte
 			}
 			return nil
 		}
-		if b, ok := c.spill.Get(flightKey(f.id, i)); ok {
+		if b, ok := c.spill.Get(spillKey(f.id, i)); ok {
 			copy(dst, b[within:])
 			return nil
 		}

@@ -75,7 +75,8 @@ var errStreamBroken = errors.New("remote stream broke")
 // streamRetries is how many fresh streams a read opens after broken ones.
 const streamRetries = 2
 
-func flightKey(id fileID, i int64) string {
+// spillKey names chunk i of a file version in the spill.
+func spillKey(id fileID, i int64) string {
 	return string(id.verHash[:]) + strconv.FormatInt(i, 10)
 }
 
@@ -424,7 +425,7 @@ func (c *Cache) commit(id fileID, i int64, buf []byte) {
 		c.writeErrors.Add(1)
 		c.log.Warn("cache: write failed again; serving the chunk uncached", "path", id.Path, "chunk", i, "err", err)
 	}
-	c.spill.Add(flightKey(id, i), bytes.Clone(buf[headerLen:]))
+	c.spill.Add(spillKey(id, i), bytes.Clone(buf[headerLen:]))
 }
 
 // fetchUncached reads bytes straight from the remote into dst, for a read

@@ -270,11 +270,7 @@ func (s *store) recycle(dir string, i int64) *os.File {
 		return nil
 	}
 	cid, e, _ := s.index.GetOldest()
-	s.index.Remove(cid)
-	s.used -= e.size
-	if rec := s.files[cid.file]; rec != nil {
-		delete(rec.chunks, cid.index)
-	}
+	s.unindexLocked(cid, e)
 	s.recycled++
 	old := s.chunkPath(cid.file, cid.index)
 	tmp := filepath.Join(dir, chunkName(i)+tempMark+"r"+strconv.FormatInt(s.recycled, 10))
@@ -316,13 +312,18 @@ func (s *store) setLimit(limit int64) {
 }
 
 func (s *store) dropLocked(cid chunkID, e *chunkEntry) {
+	s.unindexLocked(cid, e)
+	if err := os.Remove(s.chunkPath(cid.file, cid.index)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("cache: remove chunk", "err", err)
+	}
+}
+
+// unindexLocked takes a chunk out of the index, leaving its file.
+func (s *store) unindexLocked(cid chunkID, e *chunkEntry) {
 	s.index.Remove(cid)
 	s.used -= e.size
 	if rec := s.files[cid.file]; rec != nil {
 		delete(rec.chunks, cid.index)
-	}
-	if err := os.Remove(s.chunkPath(cid.file, cid.index)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("cache: remove chunk", "err", err)
 	}
 }
 
