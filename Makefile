@@ -43,15 +43,15 @@ check:
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; fi
 
 # bench compares mastfs with rclone mount and curl on one vsftpd, near and
-# through a delay proxy (about 28 minutes on 2 cores); results go to bench/results/.
+# through a delay proxy (about 28 minutes on 2 cores); results go to cmd/mastfs-bench/results/.
 # bench-quick is the same with small files and 3 runs, for iteration.
 bench: build
-	@bash bench/deps.sh
-	MASTFS_BENCH=1 $(GO) test -count=1 -timeout 90m -run '^TestBench$$' -v ./bench/
+	@bash cmd/mastfs-bench/deps.sh
+	MASTFS_BENCH=1 $(GO) test -count=1 -timeout 90m -run '^TestBench$$' -v ./cmd/mastfs-bench/
 
 bench-quick: build
-	@bash bench/deps.sh
-	MASTFS_BENCH=quick $(GO) test -count=1 -timeout 30m -run '^TestBench$$' -v ./bench/
+	@bash cmd/mastfs-bench/deps.sh
+	MASTFS_BENCH=quick $(GO) test -count=1 -timeout 30m -run '^TestBench$$' -v ./cmd/mastfs-bench/
 
 clean:
 	rm -rf bin

@@ -18,6 +18,7 @@ import (
 
 	"mastfs/ftps"
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // clientFor returns a client logged in to s as the anonymous user, or as
@@ -94,11 +95,11 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 	st := s.Stage
 
 	// The listing matches the stage: names, types, sizes, link targets, times.
-	got, err := c.List(ctx(t), "/"+ftpstest.AnonDir)
+	got, err := c.List(ctx(t), "/"+stagegen.AnonDir)
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	want := st.Children(ftpstest.AnonDir)
+	want := st.Children(stagegen.AnonDir)
 	if len(got) != len(want) {
 		t.Errorf("listed %d entries, stage has %d: %v", len(got), len(want), got)
 	}
@@ -135,19 +136,19 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 	}
 
 	// Whole files and ranged reads give the server's bytes.
-	for _, p := range []string{ftpstest.HSTFile, ftpstest.SpaceFile, ftpstest.UnicodeFile, ftpstest.NestedFile} {
+	for _, p := range []string{stagegen.HSTFile, stagegen.SpaceFile, stagegen.UnicodeFile, stagegen.NestedFile} {
 		f, _ := st.Lookup(p)
 		sum := sha256.Sum256(readAll(t, c, "/"+p, 0))
 		if hex.EncodeToString(sum[:]) != f.SHA256 {
 			t.Errorf("%s: sha256 differs", p)
 		}
 	}
-	local, err := os.ReadFile(st.Local(ftpstest.LargeFile))
+	local, err := os.ReadFile(st.Local(stagegen.LargeFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, off := range []int64{0, 2880, 12345678, int64(len(local)) - 100} {
-		rc, err := c.ReadAt(ctx(t), "/"+ftpstest.LargeFile, off)
+		rc, err := c.ReadAt(ctx(t), "/"+stagegen.LargeFile, off)
 		if err != nil {
 			t.Fatalf("ReadAt %d: %v", off, err)
 		}
@@ -162,15 +163,15 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 	}
 
 	// What the user may not read gives a 550 kind, and the connection survives it.
-	_, err = c.List(ctx(t), "/"+ftpstest.PrivateDir)
+	_, err = c.List(ctx(t), "/"+stagegen.PrivateDir)
 	if !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, iofs.ErrPermission) {
 		t.Errorf("list private: %v, want not found or permission", err)
 	}
-	_, err = c.ReadAt(ctx(t), "/"+ftpstest.SecretFile, 0)
+	_, err = c.ReadAt(ctx(t), "/"+stagegen.SecretFile, 0)
 	if !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, iofs.ErrPermission) {
 		t.Errorf("read secret: %v", err)
 	}
-	_, err = c.ReadAt(ctx(t), "/"+ftpstest.AnonDir+"/no-such-file.fits", 0)
+	_, err = c.ReadAt(ctx(t), "/"+stagegen.AnonDir+"/no-such-file.fits", 0)
 	if !errors.Is(err, iofs.ErrNotExist) {
 		t.Errorf("read missing: %v, want not found", err)
 	}
@@ -212,11 +213,11 @@ func TestManyDataConnections(t *testing.T) {
 			c := clientFor(t, s, false, func(c *ftps.Config) { c.MaxConns = 1 })
 			for i := range 200 {
 				if i%2 == 0 {
-					if _, err := c.List(ctx(t), "/"+ftpstest.AnonDir); err != nil {
+					if _, err := c.List(ctx(t), "/"+stagegen.AnonDir); err != nil {
 						t.Fatalf("list %d: %v", i, err)
 					}
 				} else {
-					readAll(t, c, "/"+ftpstest.HSTFile, int64(i))
+					readAll(t, c, "/"+stagegen.HSTFile, int64(i))
 				}
 			}
 			st := c.Stats()
@@ -236,17 +237,17 @@ func TestManyDataConnections(t *testing.T) {
 
 var (
 	stageOnce sync.Once
-	stage     *ftpstest.Stage
+	stage     *stagegen.Stage
 )
 
 // sharedStage writes one default stage for the tests of this package.
-func sharedStage(t *testing.T) *ftpstest.Stage {
+func sharedStage(t *testing.T) *stagegen.Stage {
 	stageOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "mastfs-stage-")
 		if err != nil {
 			t.Fatal(err)
 		}
-		stage, err = ftpstest.WriteStage(dir, ftpstest.StageOptions{ManyFiles: 50})
+		stage, err = stagegen.WriteStage(dir, stagegen.StageOptions{ManyFiles: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,8 +272,8 @@ func TestPASVAddressIgnored(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{PasvAddress: "127.0.0.2", Stage: sharedStage(t)})
 	for _, epsv := range []bool{false, true} {
 		c := clientFor(t, s, false, func(c *ftps.Config) { c.DisableEPSV = !epsv })
-		f, _ := s.Stage.Lookup(ftpstest.HSTFile)
-		if got := readAll(t, c, "/"+ftpstest.HSTFile, 0); int64(len(got)) != f.Size {
+		f, _ := s.Stage.Lookup(stagegen.HSTFile)
+		if got := readAll(t, c, "/"+stagegen.HSTFile, 0); int64(len(got)) != f.Size {
 			t.Errorf("epsv=%v: read %d bytes, want %d", epsv, len(got), f.Size)
 		}
 	}
@@ -283,13 +284,13 @@ func TestPASVAddressIgnored(t *testing.T) {
 func TestEarlyCloseKeepsConnection(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
 	c := clientFor(t, s, false, func(c *ftps.Config) { c.MaxConns = 1 })
-	local, err := os.ReadFile(s.Stage.Local(ftpstest.LargeFile))
+	local, err := os.ReadFile(s.Stage.Local(stagegen.LargeFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
 		off := int64(i) * 1 << 20
-		rc, err := c.ReadAt(ctx(t), "/"+ftpstest.LargeFile, off)
+		rc, err := c.ReadAt(ctx(t), "/"+stagegen.LargeFile, off)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +304,7 @@ func TestEarlyCloseKeepsConnection(t *testing.T) {
 		if !bytes.Equal(buf, local[off:off+1<<20]) {
 			t.Fatalf("bytes at %d differ", off)
 		}
-		if _, err := c.List(ctx(t), "/"+ftpstest.AnonDir); err != nil {
+		if _, err := c.List(ctx(t), "/"+stagegen.AnonDir); err != nil {
 			t.Fatalf("list after early close: %v", err)
 		}
 	}
@@ -323,7 +324,7 @@ func TestTooManyConnections(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rc, err := c.ReadAt(ctx(t), "/"+ftpstest.LargeFile, int64(i)<<20)
+			rc, err := c.ReadAt(ctx(t), "/"+stagegen.LargeFile, int64(i)<<20)
 			if err != nil {
 				errs <- err
 				return
@@ -403,7 +404,7 @@ func TestCheck(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
 	var out bytes.Buffer
 	cfg := ftps.Config{Host: s.Host, Port: s.Port, RootCAs: s.RootCAs, User: s.AnonUser, Password: s.AnonPassword}
-	if err := ftps.Check(ctx(t), cfg, "/"+ftpstest.AnonDir, &out); err != nil {
+	if err := ftps.Check(ctx(t), cfg, "/"+stagegen.AnonDir, &out); err != nil {
 		t.Fatalf("check: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"TLS handshake: TLS 1.3", "login as anonymous", "PROT P",

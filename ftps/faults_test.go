@@ -15,6 +15,7 @@ import (
 	"mastfs/ftps"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/ftpstest/netproxy"
+	"mastfs/ftps/stagegen"
 )
 
 // Faults injected between a client and vsftpd by the proxy. Each test
@@ -23,7 +24,7 @@ import (
 
 // proxied starts vsftpd behind a fault proxy and returns a client that
 // reaches it through the proxy, verifying its certificate there.
-func proxied(t *testing.T, st *ftpstest.Stage, pc netproxy.Config, tune func(*ftps.Config)) (*ftpstest.Server, *netproxy.Proxy, func() *ftps.Client) {
+func proxied(t *testing.T, st *stagegen.Stage, pc netproxy.Config, tune func(*ftps.Config)) (*ftpstest.Server, *netproxy.Proxy, func() *ftps.Client) {
 	t.Helper()
 	s, p := ftpstest.StartBehindProxy(t, ftpstest.Options{Stage: st}, pc)
 	return s, p, func() *ftps.Client {
@@ -92,8 +93,8 @@ func failBound(timeout time.Duration) time.Duration {
 
 // faultStage is a stage for the fault tests: a small large file, and a
 // directory whose listing takes a while through a narrow window.
-func faultStage(t *testing.T) *ftpstest.Stage {
-	return ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 8 << 20, ManyFiles: 2000})
+func faultStage(t *testing.T) *stagegen.Stage {
+	return ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 8 << 20, ManyFiles: 2000})
 }
 
 // TestStallBounded: a server that stops sending anything, on connections
@@ -104,13 +105,13 @@ func TestStallBounded(t *testing.T) {
 	s, p, newClient := proxied(t, faultStage(t), netproxy.Config{}, func(c *ftps.Config) { c.Timeout = timeout })
 	leaks := leakCheck(t)
 	c := newClient()
-	dir := "/" + ftpstest.AnonDir
+	dir := "/" + stagegen.AnonDir
 	if _, err := c.List(ctx(t), dir); err != nil {
 		t.Fatal(err)
 	}
 
 	// A stream that stalls midway fails within one timeout.
-	rc, err := c.ReadAt(ctx(t), "/"+ftpstest.LargeFile, 0)
+	rc, err := c.ReadAt(ctx(t), "/"+stagegen.LargeFile, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +148,8 @@ func TestStallBounded(t *testing.T) {
 	}
 
 	p.Stall(false)
-	want, _ := s.Stage.Lookup(ftpstest.HSTFile)
-	if got := readAll(t, c, "/"+ftpstest.HSTFile, 0); int64(len(got)) != want.Size || sum(got) != want.SHA256 {
+	want, _ := s.Stage.Lookup(stagegen.HSTFile)
+	if got := readAll(t, c, "/"+stagegen.HSTFile, 0); int64(len(got)) != want.Size || sum(got) != want.SHA256 {
 		t.Fatalf("after the stall: %d bytes, digest match %v", len(got), sum(got) == want.SHA256)
 	}
 	c.Close()
@@ -165,7 +166,7 @@ func TestRestartUnderPool(t *testing.T) {
 	// Four streams at once leave four idle connections.
 	var streams []io.ReadCloser
 	for i := range 4 {
-		rc, err := c.ReadAt(ctx(t), "/"+ftpstest.LargeFile, int64(i)<<20)
+		rc, err := c.ReadAt(ctx(t), "/"+stagegen.LargeFile, int64(i)<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,12 +182,12 @@ func TestRestartUnderPool(t *testing.T) {
 		t.Fatalf("%d connections open, want 4 idle", st.Open)
 	}
 	s.Restart(t)
-	want, _ := s.Stage.Lookup(ftpstest.HSTFile)
+	want, _ := s.Stage.Lookup(stagegen.HSTFile)
 	for i := range 3 {
-		if got := readAll(t, c, "/"+ftpstest.HSTFile, 0); sum(got) != want.SHA256 {
+		if got := readAll(t, c, "/"+stagegen.HSTFile, 0); sum(got) != want.SHA256 {
 			t.Fatalf("read %d after restart: wrong bytes", i)
 		}
-		if _, err := c.List(ctx(t), "/"+ftpstest.AnonDir); err != nil {
+		if _, err := c.List(ctx(t), "/"+stagegen.AnonDir); err != nil {
 			t.Fatalf("list %d after restart: %v", i, err)
 		}
 	}
@@ -202,12 +203,12 @@ func TestDataCutMidTransfer(t *testing.T) {
 	s, p, newClient := proxied(t, faultStage(t), netproxy.Config{}, nil)
 	leaks := leakCheck(t)
 	c := newClient()
-	local, err := os.ReadFile(s.Stage.Local(ftpstest.LargeFile))
+	local, err := os.ReadFile(s.Stage.Local(stagegen.LargeFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.CutAfter(0, 2<<20)
-	rc, err := c.ReadAt(ctx(t), "/"+ftpstest.LargeFile, 0)
+	rc, err := c.ReadAt(ctx(t), "/"+stagegen.LargeFile, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestDataCutMidTransfer(t *testing.T) {
 		t.Fatal("bytes before the cut differ")
 	}
 	t.Logf("cut after %d bytes: %v", len(got), err)
-	rest := readAll(t, c, "/"+ftpstest.LargeFile, int64(len(got)))
+	rest := readAll(t, c, "/"+stagegen.LargeFile, int64(len(got)))
 	if !bytes.Equal(rest, local[len(got):]) {
 		t.Fatal("read resumed after the cut differs")
 	}
@@ -240,7 +241,7 @@ func TestControlCutMidListing(t *testing.T) {
 	s, p, newClient := proxied(t, faultStage(t), netproxy.Config{Delay: 5 * time.Millisecond, Window: 4 << 10}, nil)
 	leaks := leakCheck(t)
 	c := newClient()
-	dir := "/" + ftpstest.ManyDir
+	dir := "/" + stagegen.ManyDir
 	if _, err := c.List(ctx(t), "/"); err != nil { // connected and logged in
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestControlCutMidListing(t *testing.T) {
 	}
 	p.CutPort(s.Port)
 	r := <-done
-	if want := len(s.Stage.Children(ftpstest.ManyDir)); r.err != nil || r.n != want {
+	if want := len(s.Stage.Children(stagegen.ManyDir)); r.err != nil || r.n != want {
 		t.Fatalf("listing after the control cut: %d entries, %v; want %d", r.n, r.err, want)
 	}
 	if st := c.Stats(); st.Retries < 1 || st.Discarded < 1 {
@@ -289,7 +290,7 @@ func TestDownFailsFast(t *testing.T) {
 	}
 	p.Down(true)
 	err := within(t, "list on a server that is down", 5*time.Second, func() error {
-		_, err := c.List(ctx(t), "/"+ftpstest.AnonDir)
+		_, err := c.List(ctx(t), "/"+stagegen.AnonDir)
 		return err
 	})
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
@@ -297,7 +298,7 @@ func TestDownFailsFast(t *testing.T) {
 	}
 	for i := range 5 {
 		err := within(t, "list on a server known to be down", 500*time.Millisecond, func() error {
-			_, err := c.ReadAt(ctx(t), "/"+ftpstest.HSTFile, 0)
+			_, err := c.ReadAt(ctx(t), "/"+stagegen.HSTFile, 0)
 			return err
 		})
 		if err == nil {
@@ -305,7 +306,7 @@ func TestDownFailsFast(t *testing.T) {
 		}
 	}
 	p.Down(false)
-	if _, err := c.List(ctx(t), "/"+ftpstest.AnonDir); err != nil {
+	if _, err := c.List(ctx(t), "/"+stagegen.AnonDir); err != nil {
 		t.Fatalf("list once the server is back: %v", err)
 	}
 	c.Close()
@@ -339,10 +340,10 @@ func TestWarmUnderConnectionCap(t *testing.T) {
 		errs := make(chan error, 4)
 		for i := range 4 {
 			go func() {
-				_, err := c.List(ctx(t), "/"+ftpstest.AnonDir)
+				_, err := c.List(ctx(t), "/"+stagegen.AnonDir)
 				if err == nil {
 					var rc io.ReadCloser
-					if rc, err = c.ReadAt(ctx(t), "/"+ftpstest.HSTFile, int64(i)); err == nil {
+					if rc, err = c.ReadAt(ctx(t), "/"+stagegen.HSTFile, int64(i)); err == nil {
 						_, err = io.Copy(io.Discard, rc)
 						rc.Close()
 					}

@@ -7,6 +7,7 @@ import (
 
 	"mastfs/ftps"
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // TestIdleConnections: an idle connection is kept warm with NOOP, then
@@ -17,7 +18,7 @@ func TestIdleConnections(t *testing.T) {
 		c.KeepAlive = 300 * time.Millisecond
 		c.IdleTimeout = 1500 * time.Millisecond
 	})
-	if _, err := c.List(ctx(t), "/"+ftpstest.AnonDir); err != nil {
+	if _, err := c.List(ctx(t), "/"+stagegen.AnonDir); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ResetLogs(); err != nil {
@@ -41,7 +42,7 @@ func TestIdleConnections(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, err := c.List(ctx(t), "/"+ftpstest.AnonDir); err != nil {
+	if _, err := c.List(ctx(t), "/"+stagegen.AnonDir); err != nil {
 		t.Fatal(err)
 	}
 	if st := c.Stats(); st.Dials != 2 || st.Discarded != 0 {

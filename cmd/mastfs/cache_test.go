@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // sentAfter waits until the server has logged at least want transfers
@@ -32,7 +33,7 @@ func sentAfter(t *testing.T, s *ftpstest.Server, want int) int64 {
 // FITS file makes the server send at most one chunk, counted in its own log.
 func TestHeaderReadFetchesOneChunk(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir)
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir)
 	large := filepath.Join(m.dir, "large/large.fits")
 	if _, err := os.Stat(large); err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestHeaderReadFetchesOneChunk(t *testing.T) {
 	const chunk = 1 << 20
 	slack := sysctlMax(t, "tcp_wmem") + sysctlMax(t, "tcp_rmem")
 	t.Logf("server sent %d bytes for a 2,880-byte header read (one chunk %d, TCP buffers up to %d)", sent, chunk, slack)
-	if f, _ := s.Stage.Lookup(ftpstest.LargeFile); sent > chunk+slack || sent >= f.Size/4 {
+	if f, _ := s.Stage.Lookup(stagegen.LargeFile); sent > chunk+slack || sent >= f.Size/4 {
 		t.Errorf("server sent %d bytes: more than one %d-byte chunk and full TCP buffers", sent, chunk)
 	}
 }
@@ -82,12 +83,12 @@ func sysctlMax(t *testing.T, name string) int64 {
 // file already read is served with zero bytes from the server; a file whose
 // size or time changed on the server is fetched anew.
 func TestRemountReusesCache(t *testing.T) {
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{ManyFiles: -1, LargeSize: 8 << 20})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 8 << 20})
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
-	args := []string{"--remote-dir", "/" + ftpstest.AnonDir, "--dir-cache-ttl", "1s"}
+	args := []string{"--remote-dir", "/" + stagegen.AnonDir, "--dir-cache-ttl", "1s"}
 	m := startMount(t, s, "", args...)
 	large := filepath.Join(m.dir, "large/large.fits")
-	f, _ := st.Lookup(ftpstest.LargeFile)
+	f, _ := st.Lookup(stagegen.LargeFile)
 	if got := sha(t, large); got != f.SHA256 {
 		t.Fatal("first read differs")
 	}
@@ -111,7 +112,7 @@ func TestRemountReusesCache(t *testing.T) {
 
 	// Change the file on the server: new bytes, new time. The mount must
 	// notice through the listing and serve the new bytes.
-	local := st.Local(ftpstest.LargeFile)
+	local := st.Local(stagegen.LargeFile)
 	data, err := os.ReadFile(local)
 	if err != nil {
 		t.Fatal(err)

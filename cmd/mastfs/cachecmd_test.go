@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // TestCacheDuAndClear: cache du lists a file read through the mount with its
@@ -16,8 +17,8 @@ import (
 func TestCacheDuAndClear(t *testing.T) {
 	privateRuntime(t)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir)
-	f, _ := s.Stage.Lookup(ftpstest.HSTFile)
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir)
+	f, _ := s.Stage.Lookup(stagegen.HSTFile)
 	if got := sha(t, filepath.Join(m.dir, path.Base(f.Path))); got != f.SHA256 {
 		t.Fatal("read the wrong bytes")
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpsd"
-	"mastfs/ftps/ftpstest/stagegen"
+	"mastfs/ftps/stagegen"
 )
 
 const demoExamples = `  mastfs demo                  mount the demo stage at ./mnt

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mastfs/ftps/ftpstest/stagegen"
+	"mastfs/ftps/stagegen"
 )
 
 // lockedBuffer collects a process's output while the test reads it.

@@ -15,6 +15,7 @@ import (
 
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/ftpstest/netproxy"
+	"mastfs/ftps/stagegen"
 )
 
 // Network faults between a real mount and vsftpd, injected by the proxy.
@@ -25,9 +26,9 @@ import (
 
 // bulk adds n files of size random bytes to the stage's bulk directory
 // and returns their digests by name.
-func bulk(t *testing.T, st *ftpstest.Stage, n int, size int) map[string]string {
+func bulk(t *testing.T, st *stagegen.Stage, n int, size int) map[string]string {
 	t.Helper()
-	dir := filepath.Join(st.Root, ftpstest.AnonDir, "bulk")
+	dir := filepath.Join(st.Root, stagegen.AnonDir, "bulk")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestNetworkFaults(t *testing.T) {
 	const failBound = 5*timeout + 3*time.Second + 5*time.Second
 	s, p := proxiedStage(t, netproxy.Config{})
 	sums := bulk(t, s.Stage, 8, 6<<20)
-	m := mountBehindProxy(t, s, "--remote-dir", "/"+ftpstest.AnonDir, "--timeout", timeout.String(),
+	m := mountBehindProxy(t, s, "--remote-dir", "/"+stagegen.AnonDir, "--timeout", timeout.String(),
 		"--max-conns", "4", "--dir-cache-ttl", "2s")
 	bulkDir := filepath.Join(m.dir, "bulk")
 	file := func(i int) string { return filepath.Join(bulkDir, fmt.Sprintf("file%02d.bin", i)) }
@@ -63,7 +64,7 @@ func TestNetworkFaults(t *testing.T) {
 		t.Fatal("first read differs")
 	}
 	rest := restFDs(t, m)
-	many := len(s.Stage.Children(ftpstest.ManyDir))
+	many := len(s.Stage.Children(stagegen.ManyDir))
 
 	t.Run("control cut mid-listing", func(t *testing.T) {
 		p.SetDelay(50 * time.Millisecond)
@@ -238,10 +239,10 @@ func checkOffline(t *testing.T, m *mount, cached, cachedSum, uncached string, bo
 // once the server is back, everything.
 func TestMountWhileServerDown(t *testing.T) {
 	s, _ := proxiedStage(t, netproxy.Config{})
-	m := mountBehindProxy(t, s, "--remote-dir", "/"+ftpstest.AnonDir, "--timeout", "2s")
-	hst, _ := s.Stage.Lookup(ftpstest.HSTFile)
-	large, _ := s.Stage.Lookup(ftpstest.LargeFile)
-	hstPath := filepath.Join(m.dir, path.Base(ftpstest.HSTFile))
+	m := mountBehindProxy(t, s, "--remote-dir", "/"+stagegen.AnonDir, "--timeout", "2s")
+	hst, _ := s.Stage.Lookup(stagegen.HSTFile)
+	large, _ := s.Stage.Lookup(stagegen.LargeFile)
+	hstPath := filepath.Join(m.dir, path.Base(stagegen.HSTFile))
 	if got := sha(t, hstPath); got != hst.SHA256 {
 		t.Fatal("first read differs")
 	}
@@ -253,7 +254,7 @@ func TestMountWhileServerDown(t *testing.T) {
 	}
 
 	s.Stop()
-	m2 := m.remount(t, ftpstest.ProxyHost, s.Port, s.CAFile, "--remote-dir", "/"+ftpstest.AnonDir, "--timeout", "2s")
+	m2 := m.remount(t, ftpstest.ProxyHost, s.Port, s.CAFile, "--remote-dir", "/"+stagegen.AnonDir, "--timeout", "2s")
 	ents, err := os.ReadDir(m2.dir)
 	if err != nil || len(ents) == 0 {
 		t.Fatalf("root listing with the server down: %d entries, %v", len(ents), err)
@@ -286,10 +287,10 @@ func TestMountWhileServerDown(t *testing.T) {
 // address, under a mount allowed four and eight readers: the pool shrinks
 // to what the server accepts and every read is whole.
 func TestTooManyConnectionsMount(t *testing.T) {
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 8 << 20, ManyFiles: -1})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 8 << 20, ManyFiles: -1})
 	sums := bulk(t, st, 8, 3<<20)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st, MaxPerIP: 2})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir, "--max-conns", "4")
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir, "--max-conns", "4")
 	start := time.Now()
 	var wg sync.WaitGroup
 	for name, want := range sums {

@@ -15,24 +15,25 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 var (
 	stageOnce sync.Once
-	stage     *ftpstest.Stage
+	stage     *stagegen.Stage
 	stageErr  error
 )
 
 // sharedStage is one default stage for the tests of this package; tests
 // that change it make their own.
-func sharedStage(t *testing.T) *ftpstest.Stage {
+func sharedStage(t *testing.T) *stagegen.Stage {
 	stageOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "mastfs-stage-")
 		if err != nil {
 			stageErr = err
 			return
 		}
-		stage, stageErr = ftpstest.WriteStage(dir, ftpstest.StageOptions{ManyFiles: 300})
+		stage, stageErr = stagegen.WriteStage(dir, stagegen.StageOptions{ManyFiles: 300})
 	})
 	if stageErr != nil {
 		t.Fatal(stageErr)
@@ -70,7 +71,7 @@ func TestMountMatchesServer(t *testing.T) {
 			}
 			want := 0
 			for _, f := range s.Stage.Files {
-				if !strings.HasPrefix(f.Path, "anonymous/") || f.Access != ftpstest.Public {
+				if !strings.HasPrefix(f.Path, "anonymous/") || f.Access != stagegen.Public {
 					continue
 				}
 				want++
@@ -128,12 +129,12 @@ func TestMountMatchesServer(t *testing.T) {
 // reads; astropy opens a FITS file with memmap and reads a card and a pixel.
 func TestCopyAndRead(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir)
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir)
 	dst := filepath.Join(t.TempDir(), "copy")
 	sh(t, "cp", "-r", m.dir, dst)
 	n := 0
 	for _, f := range s.Stage.Files {
-		rel, ok := strings.CutPrefix(f.Path, ftpstest.AnonDir+"/")
+		rel, ok := strings.CutPrefix(f.Path, stagegen.AnonDir+"/")
 		if !ok || f.IsDir() {
 			continue
 		}
@@ -152,7 +153,7 @@ func TestCopyAndRead(t *testing.T) {
 	}
 
 	large := filepath.Join(m.dir, "large/large.fits")
-	local, err := os.ReadFile(s.Stage.Local(ftpstest.LargeFile))
+	local, err := os.ReadFile(s.Stage.Local(stagegen.LargeFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ from astropy.io import fits
 with fits.open(sys.argv[1], memmap=True) as h:
     print(h[0].header["TELESCOP"], h[1].header["EXTNAME"], repr(float(h[1].data[3, 5])))
 `
-	out = sh(t, "/usr/bin/python3", "-c", astro, filepath.Join(m.dir, path.Base(ftpstest.JWSTFile)))
+	out = sh(t, "/usr/bin/python3", "-c", astro, filepath.Join(m.dir, path.Base(stagegen.JWSTFile)))
 	if !strings.HasPrefix(out, "JWST SCI ") {
 		t.Errorf("astropy: %q", out)
 	}
@@ -187,7 +188,7 @@ func TestReadOnlyAndTools(t *testing.T) {
 		t.Errorf("find listed %d fits files", c)
 	}
 	sh(t, "du", "-sh", m.dir)
-	file := filepath.Join(m.dir, "anonymous12345", path.Base(ftpstest.HSTFile))
+	file := filepath.Join(m.dir, "anonymous12345", path.Base(stagegen.HSTFile))
 	dir := filepath.Join(m.dir, "anonymous12345")
 	for name, op := range map[string]func() error{
 		"create":   func() error { return os.WriteFile(filepath.Join(dir, "new.txt"), []byte("x"), 0o644) },
@@ -210,20 +211,20 @@ func TestReadOnlyAndTools(t *testing.T) {
 func TestDeniedAndMissing(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
 	m := startMount(t, s, "")
-	_, err := os.ReadDir(filepath.Join(m.dir, ftpstest.PrivateDir))
+	_, err := os.ReadDir(filepath.Join(m.dir, stagegen.PrivateDir))
 	if !errors.Is(err, syscall.EACCES) {
 		t.Errorf("list private: %v, want EACCES", err)
 	}
-	_, err = os.Stat(filepath.Join(m.dir, ftpstest.AnonDir, "no-such.fits"))
+	_, err = os.Stat(filepath.Join(m.dir, stagegen.AnonDir, "no-such.fits"))
 	if !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("stat missing: %v, want ENOENT", err)
 	}
-	link := filepath.Join(m.dir, ftpstest.LinkFile)
+	link := filepath.Join(m.dir, stagegen.LinkFile)
 	target, err := os.Readlink(link)
-	if err != nil || target != ftpstest.LinkTarget {
+	if err != nil || target != stagegen.LinkTarget {
 		t.Errorf("readlink: %q, %v", target, err)
 	}
-	want, _ := s.Stage.Lookup(ftpstest.SpaceFile)
+	want, _ := s.Stage.Lookup(stagegen.SpaceFile)
 	if got := sha(t, link); got != want.SHA256 {
 		t.Errorf("reading the symlink does not give its target's bytes")
 	}
@@ -232,8 +233,8 @@ func TestDeniedAndMissing(t *testing.T) {
 // TestConcurrentReaders: two readers of one large file get the same, right bytes.
 func TestConcurrentReaders(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir)
-	f, _ := s.Stage.Lookup(ftpstest.LargeFile)
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir)
+	f, _ := s.Stage.Lookup(stagegen.LargeFile)
 	var wg sync.WaitGroup
 	sums := make([]string, 3)
 	for i := range sums {
@@ -255,7 +256,7 @@ func TestConcurrentReaders(t *testing.T) {
 func TestSIGTERMUnmounts(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
 	m := startMount(t, s, "")
-	if _, err := os.ReadDir(filepath.Join(m.dir, ftpstest.AnonDir)); err != nil {
+	if _, err := os.ReadDir(filepath.Join(m.dir, stagegen.AnonDir)); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.stop(t); err != nil {

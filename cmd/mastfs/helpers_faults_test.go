@@ -12,6 +12,7 @@ import (
 
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/ftpstest/netproxy"
+	"mastfs/ftps/stagegen"
 )
 
 // Helpers of the fault, hostile-server, process and secret tests.
@@ -70,7 +71,7 @@ func mountBehindProxy(t *testing.T, s *ftpstest.Server, args ...string) *mount {
 // proxiedStage starts vsftpd behind a fault proxy, serving a small stage.
 func proxiedStage(t *testing.T, pc netproxy.Config) (*ftpstest.Server, *netproxy.Proxy) {
 	t.Helper()
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 16 << 20, ManyFiles: 300})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 16 << 20, ManyFiles: 300})
 	return ftpstest.StartBehindProxy(t, ftpstest.Options{Stage: st}, pc)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // TestPrefetchFillsCache: mastfs prefetch of a whole mount reads every file
@@ -16,11 +17,11 @@ import (
 func TestPrefetchFillsCache(t *testing.T) {
 	privateRuntime(t)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir)
-	var files []*ftpstest.File
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir)
+	var files []*stagegen.File
 	var total int64
 	for _, f := range s.Stage.Files {
-		if strings.HasPrefix(f.Path, ftpstest.AnonDir+"/") && !f.IsDir() && !f.IsLink() {
+		if strings.HasPrefix(f.Path, stagegen.AnonDir+"/") && !f.IsDir() && !f.IsLink() {
 			files = append(files, f)
 			total += f.Size
 		}
@@ -41,9 +42,9 @@ func TestPrefetchFillsCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again := startMountOn(t, s, m.cacheDir, "--remote-dir", "/"+ftpstest.AnonDir)
+	again := startMountOn(t, s, m.cacheDir, "--remote-dir", "/"+stagegen.AnonDir)
 	for _, f := range files {
-		rel := strings.TrimPrefix(f.Path, ftpstest.AnonDir+"/")
+		rel := strings.TrimPrefix(f.Path, stagegen.AnonDir+"/")
 		if got := sha(t, filepath.Join(again.dir, filepath.FromSlash(rel))); got != f.SHA256 {
 			t.Errorf("%s: wrong bytes from the cache", path.Base(f.Path))
 		}

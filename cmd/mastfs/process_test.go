@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // Faults of the mastfs process and of its cache's disk.
@@ -39,12 +40,12 @@ func chunkFiles(t *testing.T, cacheDir string) []string {
 // changes nothing: the next mastfs mount on the same mount point clears
 // the dead mount, repairs the cache, and every byte read is the server's.
 func TestKillDuringReadsThenRemount(t *testing.T) {
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 32 << 20, ManyFiles: -1})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 32 << 20, ManyFiles: -1})
 	sums := bulk(t, st, 7, 8<<20)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
-	large, _ := st.Lookup(ftpstest.LargeFile)
+	large, _ := st.Lookup(stagegen.LargeFile)
 	sums["../large/large.fits"] = large.SHA256
-	args := []string{"--remote-dir", "/" + ftpstest.AnonDir, "--chunk-size", "256KiB"}
+	args := []string{"--remote-dir", "/" + stagegen.AnonDir, "--chunk-size", "256KiB"}
 	m := startMount(t, s, "", args...)
 
 	var wg sync.WaitGroup
@@ -142,7 +143,7 @@ func TestCacheOnTinyDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(tiny, syscall.MNT_DETACH) }) // after the mount stops: cleanups run last first
 
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 16 << 20, ManyFiles: -1})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 16 << 20, ManyFiles: -1})
 	sums := bulk(t, st, 6, 4<<20)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
 	base := t.TempDir()
@@ -150,8 +151,8 @@ func TestCacheOnTinyDisk(t *testing.T) {
 	if err := os.Mkdir(m.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m.start(t, "", m.args(s.Host, s.Port, s.CAFile, "--remote-dir", "/"+ftpstest.AnonDir, "--cache-size", "1GiB"))
-	large, _ := st.Lookup(ftpstest.LargeFile)
+	m.start(t, "", m.args(s.Host, s.Port, s.CAFile, "--remote-dir", "/"+stagegen.AnonDir, "--cache-size", "1GiB"))
+	large, _ := st.Lookup(stagegen.LargeFile)
 	read := func(what string) {
 		t.Helper()
 		var wg sync.WaitGroup
@@ -195,10 +196,10 @@ func TestCacheOnTinyDisk(t *testing.T) {
 // reads go on, right, the cache is rebuilt, and what was read after the
 // removal is served from it after a remount.
 func TestCacheDirDeleted(t *testing.T) {
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 8 << 20, ManyFiles: -1})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 8 << 20, ManyFiles: -1})
 	sums := bulk(t, st, 3, 3<<20)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
-	args := []string{"--remote-dir", "/" + ftpstest.AnonDir}
+	args := []string{"--remote-dir", "/" + stagegen.AnonDir}
 	m := startMount(t, s, "", args...)
 	file := func(i int) (string, string) {
 		name := fmt.Sprintf("file%02d.bin", i)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // Secrets and defaults: the password is never in argv, a child's
@@ -194,8 +195,8 @@ func TestCertificateVerifiedByDefault(t *testing.T) {
 // file 0600, the log file too.
 func TestCachePermissions(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir)
-	sha(t, filepath.Join(m.dir, filepath.Base(ftpstest.HSTFile)))
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir)
+	sha(t, filepath.Join(m.dir, filepath.Base(stagegen.HSTFile)))
 	if _, err := os.ReadDir(filepath.Join(m.dir, "nested")); err != nil {
 		t.Fatal(err)
 	}

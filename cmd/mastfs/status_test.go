@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // TestStatusAndMetrics: after reading one file of known size, mastfs status
@@ -20,8 +21,8 @@ import (
 func TestStatusAndMetrics(t *testing.T) {
 	privateRuntime(t)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir, "--metrics-addr", "127.0.0.1:0")
-	f, _ := s.Stage.Lookup(ftpstest.LargeFile)
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir, "--metrics-addr", "127.0.0.1:0")
+	f, _ := s.Stage.Lookup(stagegen.LargeFile)
 	if got := sha(t, filepath.Join(m.dir, "large/large.fits")); got != f.SHA256 {
 		t.Fatal("read the wrong bytes")
 	}
@@ -29,7 +30,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	r := statusOf(t, m.dir)
 	switch {
 	case r.Mountpoint != m.dir || r.Host != s.Host || r.Port != s.Port || r.User != "anonymous" ||
-		r.RemoteDir != "/"+ftpstest.AnonDir || r.CacheDir != m.cacheDir || r.TLS != "explicit":
+		r.RemoteDir != "/"+stagegen.AnonDir || r.CacheDir != m.cacheDir || r.TLS != "explicit":
 		t.Errorf("status names the mount wrongly: %+v", r)
 	case r.Cache.BytesFetched < f.Size || r.Cache.Used < f.Size:
 		t.Errorf("read %d bytes, status says %d fetched and %d cached", f.Size, r.Cache.BytesFetched, r.Cache.Used)
@@ -66,7 +67,7 @@ func TestStatusAndMetrics(t *testing.T) {
 			t.Errorf("metric %s = %v (present %v), want at least %v", name, v, ok, atLeast)
 		}
 	}
-	info := `mastfs_mount_info{host="127.0.0.1",mountpoint="` + m.dir + `",remote_dir="/` + ftpstest.AnonDir + `",user="anonymous"}`
+	info := `mastfs_mount_info{host="127.0.0.1",mountpoint="` + m.dir + `",remote_dir="/` + stagegen.AnonDir + `",user="anonymous"}`
 	if metrics[info] != 1 {
 		t.Errorf("no %s 1 among the metrics", info)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // The load test (make stress): 32 readers for a minute through one mount
@@ -50,22 +51,22 @@ func TestLoad32Readers(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("MASTFS_STRESS_DURATION")); err == nil {
 		duration = d
 	}
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: 64 << 20, ManyFiles: 300})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 64 << 20, ManyFiles: 300})
 	sums := bulk(t, st, 16, 8<<20)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st, PasvPorts: 60})
-	m := startMount(t, s, "", "--remote-dir", "/"+ftpstest.AnonDir, "--max-conns", "4",
+	m := startMount(t, s, "", "--remote-dir", "/"+stagegen.AnonDir, "--max-conns", "4",
 		"--cache-size", "96MiB", "--chunk-size", "1MiB", "--log-level", "info")
 	pid := m.cmd.Process.Pid
 	var names []string
 	for name := range sums {
 		names = append(names, name)
 	}
-	var small []*ftpstest.File
-	for _, f := range st.Children(ftpstest.ManyDir) {
+	var small []*stagegen.File
+	for _, f := range st.Children(stagegen.ManyDir) {
 		small = append(small, f)
 	}
-	large, _ := st.Lookup(ftpstest.LargeFile)
-	localLarge, err := os.ReadFile(st.Local(ftpstest.LargeFile))
+	large, _ := st.Lookup(stagegen.LargeFile)
+	localLarge, err := os.ReadFile(st.Local(stagegen.LargeFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // TestMountAsOrdinaryUser: an ordinary user mounts through fusermount3,
@@ -78,7 +79,7 @@ func TestMountAsOrdinaryUser(t *testing.T) {
 	m := &mount{dir: mnt, cacheDir: filepath.Join(home, "cache"), logFile: filepath.Join(home, "mastfs.log")}
 	m.cmd = nil
 	args := []string{"mount", "--host", s.Host, "--port", itoa(int64(s.Port)), "--ca-file", caFile,
-		"--cache-dir", m.cacheDir, "--log-file", m.logFile, "--remote-dir", "/" + ftpstest.AnonDir, mnt}
+		"--cache-dir", m.cacheDir, "--log-file", m.logFile, "--remote-dir", "/" + stagegen.AnonDir, mnt}
 	startAs(t, m, bin, args, asNobody)
 
 	cat := exec.Command("sha256sum", filepath.Join(mnt, "jbk802010_flt.fits"))
@@ -87,7 +88,7 @@ func TestMountAsOrdinaryUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read as nobody: %v: %s\n%s", err, out, m.log(t))
 	}
-	f, _ := s.Stage.Lookup(ftpstest.HSTFile)
+	f, _ := s.Stage.Lookup(stagegen.HSTFile)
 	if !strings.HasPrefix(string(out), f.SHA256) {
 		t.Errorf("sha256 as nobody: %s, want %s", out, f.SHA256)
 	}

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // TestVanishedDirectory: a staged directory deleted on the server leaves
 // the mount once its listing expires, and its cached chunks go with it.
 func TestVanishedDirectory(t *testing.T) {
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{ManyFiles: -1, LargeSize: 2 << 20})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 2 << 20})
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
 	m := startMount(t, s, "", "--remote-dir", "/anonymous", "--dir-cache-ttl", "1s")
 	stageDir := filepath.Join(m.dir, "anonymous67890")
@@ -31,7 +32,7 @@ func TestVanishedDirectory(t *testing.T) {
 		t.Fatalf("no cached chunks for the file: %v", err)
 	}
 
-	if err := os.RemoveAll(st.Local(ftpstest.AnonDir2)); err != nil {
+	if err := os.RemoveAll(st.Local(stagegen.AnonDir2)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)

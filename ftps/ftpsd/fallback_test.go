@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"mastfs/ftps"
-	"mastfs/ftps/ftpstest/stagegen"
+	"mastfs/ftps/stagegen"
 )
 
 // TestClientFallsBackToTLS12: a server that refuses TLS 1.3 data

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"mastfs/ftps"
-	"mastfs/ftps/ftpstest/stagegen"
+	"mastfs/ftps/stagegen"
 )
 
 // testServer is a running server on loopback with a small stage.

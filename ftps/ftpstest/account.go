@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"mastfs/ftps/stagegen"
 )
 
 // stateDir keeps what must agree across test binaries running at once: the
@@ -147,7 +149,7 @@ func lockFile(p string) (unlock func(), err error) {
 // local_root as that user before it chroots. Test directories are made
 // 0700, so missing search bits are added on directories under the
 // temporary directory; anywhere else the caller must see to it.
-func reachable(s *Stage) error {
+func reachable(s *stagegen.Stage) error {
 	tmp := filepath.Clean(os.TempDir())
 	for d := filepath.Dir(s.Root); ; d = filepath.Dir(d) {
 		st, err := os.Stat(d)
@@ -169,14 +171,14 @@ func reachable(s *Stage) error {
 }
 
 var (
-	grantMu sync.Mutex              // guards granted
-	granted = map[*Stage]struct{}{} // stages whose account owns UserDir
+	grantMu sync.Mutex                       // guards granted
+	granted = map[*stagegen.Stage]struct{}{} // stages whose account owns UserDir
 )
 
 // grant gives the account its stage: owned by it, read-only even to it
 // (uploads are no part of MAST, and pure-ftpd would take them), closed to
 // everyone else. It updates the stage record to match.
-func grant(s *Stage, a *account) error {
+func grant(s *stagegen.Stage, a *account) error {
 	grantMu.Lock()
 	defer grantMu.Unlock()
 	if _, ok := granted[s]; ok {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mastfs/ftps/stagegen"
 )
 
 // curlResult is what one curl run gave.
@@ -77,25 +79,25 @@ func TestMatrixServesStage(t *testing.T) {
 				user bool
 			}{{"anonymous", false}, {"user", true}} {
 				t.Run(who.name, func(t *testing.T) {
-					r := curl(t, s, who.user, "/"+AnonDir+"/")
+					r := curl(t, s, who.user, "/"+stagegen.AnonDir+"/")
 					if r.code != 0 {
-						t.Fatalf("list %s: curl exit %d: %s", AnonDir, r.code, r.errs)
+						t.Fatalf("list %s: curl exit %d: %s", stagegen.AnonDir, r.code, r.errs)
 					}
-					for _, f := range st.Children(AnonDir) {
+					for _, f := range st.Children(stagegen.AnonDir) {
 						if !bytes.Contains(r.out, []byte(" "+filepath.Base(f.Path))) {
 							t.Errorf("listing lacks %q:\n%s", f.Path, r.out)
 						}
 					}
-					gets := map[string]string{LinkFile: AnonDir + "/" + LinkTarget} // the symlink reads as its target
-					for _, p := range []string{HSTFile, JWSTFile, SpaceFile, UnicodeFile, NestedFile, EmptyFile} {
+					gets := map[string]string{stagegen.LinkFile: stagegen.AnonDir + "/" + stagegen.LinkTarget} // the symlink reads as its target
+					for _, p := range []string{stagegen.HSTFile, stagegen.JWSTFile, stagegen.SpaceFile, stagegen.UnicodeFile, stagegen.NestedFile, stagegen.EmptyFile} {
 						gets[p] = p
 					}
 					if who.user {
 						gets[st.UserFile] = st.UserFile
 					}
 					checkDownloads(t, s, who.user, gets)
-					checkDenied(t, s, who.user, "/"+PrivateDir+"/")
-					checkDenied(t, s, who.user, "/"+SecretFile)
+					checkDenied(t, s, who.user, "/"+stagegen.PrivateDir+"/")
+					checkDenied(t, s, who.user, "/"+stagegen.SecretFile)
 					checkDenied(t, s, who.user, "/"+st.OtherDir+"/")
 					if !who.user {
 						checkDenied(t, s, false, "/"+st.UserDir+"/")
@@ -167,24 +169,24 @@ func TestSentBytesAndCommands(t *testing.T) {
 			if err := s.ResetLogs(); err != nil {
 				t.Fatal(err)
 			}
-			f, _ := s.Stage.Lookup(JWSTFile)
-			checkDownload(t, s, false, JWSTFile, JWSTFile)
+			f, _ := s.Stage.Lookup(stagegen.JWSTFile)
+			checkDownload(t, s, false, stagegen.JWSTFile, stagegen.JWSTFile)
 			trs, err := s.WaitTransfers(1, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tr := trs[0]
-			if tr.Bytes != f.Size || tr.Incoming || tr.User != "anonymous" || tr.Path != "/"+JWSTFile || !tr.Complete {
-				t.Errorf("transfer %+v, want %d bytes of /%s to anonymous", tr, f.Size, JWSTFile)
+			if tr.Bytes != f.Size || tr.Incoming || tr.User != "anonymous" || tr.Path != "/"+stagegen.JWSTFile || !tr.Complete {
+				t.Errorf("transfer %+v, want %d bytes of /%s to anonymous", tr, f.Size, stagegen.JWSTFile)
 			}
 			if n, err := s.SentBytes(); err != nil || n != f.Size {
 				t.Errorf("SentBytes = %d, %v; want %d", n, err, f.Size)
 			}
 
 			// A download cut short is logged with what was really sent.
-			large, _ := s.Stage.Lookup(LargeFile)
+			large, _ := s.Stage.Lookup(stagegen.LargeFile)
 			_ = s.ResetLogs()
-			cut := cutDownload(t, s, LargeFile, 1<<20)
+			cut := cutDownload(t, s, stagegen.LargeFile, 1<<20)
 			trs, err = s.WaitTransfers(1, 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -200,12 +202,12 @@ func TestSentBytesAndCommands(t *testing.T) {
 
 			// Names as the transfer log writes them.
 			_ = s.ResetLogs()
-			checkDownloads(t, s, false, map[string]string{SpaceFile: SpaceFile, UnicodeFile: UnicodeFile})
+			checkDownloads(t, s, false, map[string]string{stagegen.SpaceFile: stagegen.SpaceFile, stagegen.UnicodeFile: stagegen.UnicodeFile})
 			trs, err = s.WaitTransfers(2, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, p := range []string{SpaceFile, UnicodeFile} {
+			for _, p := range []string{stagegen.SpaceFile, stagegen.UnicodeFile} {
 				if !slices.ContainsFunc(trs, func(tr Transfer) bool { return tr.Path == s.LogPath(p) }) {
 					t.Errorf("no transfer of %s logged as %s: %+v", p, s.LogPath(p), trs)
 				}

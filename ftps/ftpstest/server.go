@@ -26,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mastfs/ftps/stagegen"
 )
 
 // Host is where every server listens.
@@ -37,15 +39,15 @@ const AnonPassword = "mastfs-test@example.org"
 // Options shapes a server. The zero value is an explicit-TLS server on a
 // free port with a fresh default stage.
 type Options struct {
-	Implicit    bool   // implicit TLS (TLS from the first byte) instead of AUTH TLS
-	PasvAddress string // address announced in 227 replies, e.g. "127.0.0.2"; the server still listens on 127.0.0.1 only
-	MaxClients  int    // connection cap for the whole server, to provoke 421; 0 means none (pure-ftpd: 100)
-	MaxPerIP    int    // connection cap per client address; 0 means none (pure-ftpd: MaxClients)
-	Stage       *Stage // serve this stage; nil writes a default one into t.TempDir()
-	MaxTLS      uint16 // tls.VersionTLS12 keeps the server from TLS 1.3; 0 leaves OpenSSL's default (1.3)
-	Port        int    // control port; 0 picks a free one
-	PasvPorts   int    // size of the passive port range; 0 means 40
-	Name        string // overrides the generated name, e.g. "vsftpd-tls12"
+	Implicit    bool            // implicit TLS (TLS from the first byte) instead of AUTH TLS
+	PasvAddress string          // address announced in 227 replies, e.g. "127.0.0.2"; the server still listens on 127.0.0.1 only
+	MaxClients  int             // connection cap for the whole server, to provoke 421; 0 means none (pure-ftpd: 100)
+	MaxPerIP    int             // connection cap per client address; 0 means none (pure-ftpd: MaxClients)
+	Stage       *stagegen.Stage // serve this stage; nil writes a default one into t.TempDir()
+	MaxTLS      uint16          // tls.VersionTLS12 keeps the server from TLS 1.3; 0 leaves OpenSSL's default (1.3)
+	Port        int             // control port; 0 picks a free one
+	PasvPorts   int             // size of the passive port range; 0 means 40
+	Name        string          // overrides the generated name, e.g. "vsftpd-tls12"
 }
 
 // Server is one running FTPS server.
@@ -57,7 +59,7 @@ type Server struct {
 	Implicit bool
 	CAFile   string // PEM of the self-signed certificate, for --cacert / --ca-file
 	RootCAs  *x509.CertPool
-	Stage    *Stage
+	Stage    *stagegen.Stage
 
 	AnonUser, AnonPassword string // "anonymous" and an e-mail address
 	User, Password         string // the account that also reads Stage.UserDir
@@ -198,7 +200,7 @@ func newServer(t testing.TB, impl string, o Options, configure func(s *Server) e
 	requireRoot(t)
 	st := o.Stage
 	if st == nil {
-		st = NewStage(t, StageOptions{})
+		st = NewStage(t, stagegen.StageOptions{})
 	}
 	acct, err := ensureAccount(st.User)
 	if err != nil {
@@ -265,9 +267,9 @@ func newServer(t testing.TB, impl string, o Options, configure func(s *Server) e
 }
 
 // NewStage writes a stage into a fresh t.TempDir() and fails the test on error.
-func NewStage(t testing.TB, opts StageOptions) *Stage {
+func NewStage(t testing.TB, opts stagegen.StageOptions) *stagegen.Stage {
 	t.Helper()
-	st, err := WriteStage(filepath.Join(t.TempDir(), "stage"), opts)
+	st, err := stagegen.WriteStage(filepath.Join(t.TempDir(), "stage"), opts)
 	if err != nil {
 		t.Fatalf("write stage: %v", err)
 	}
@@ -281,7 +283,7 @@ func NewStage(t testing.TB, opts StageOptions) *Stage {
 func Matrix(t testing.TB) []*Server {
 	t.Helper()
 	requireRoot(t)
-	st := NewStage(t, StageOptions{})
+	st := NewStage(t, stagegen.StageOptions{})
 	var out []*Server
 	if _, err := vsftpdBinary(); err != nil {
 		missing(t, err.Error(), "make deps (or: apt-get install vsftpd)", true)

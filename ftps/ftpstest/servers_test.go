@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mastfs/ftps/stagegen"
 )
 
 // TestProtocol records what each server offers and checks what the
@@ -28,7 +30,7 @@ func TestProtocol(t *testing.T) {
 					t.Errorf("negotiated %s, want TLS 1.3", tlsName(ver))
 				}
 				for i := range 12 {
-					code, msg, body, st := c.data("LIST /" + AnonDir)
+					code, msg, body, st := c.data("LIST /" + stagegen.AnonDir)
 					if code != 226 {
 						t.Fatalf("%s LIST #%d: %d %s", tlsName(ver), i, code, msg)
 					}
@@ -44,18 +46,18 @@ func TestProtocol(t *testing.T) {
 					feat := c.feat()
 					t.Logf("%s FEAT: %s", s.Name, strings.Join(feat, ", "))
 					if slices.ContainsFunc(feat, func(f string) bool { return strings.HasPrefix(f, "MLSD") }) {
-						code, msg, body, _ := c.data("MLSD /" + AnonDir)
-						if code != 226 || !strings.Contains(string(body), "; "+path.Base(HSTFile)) {
+						code, msg, body, _ := c.data("MLSD /" + stagegen.AnonDir)
+						if code != 226 || !strings.Contains(string(body), "; "+path.Base(stagegen.HSTFile)) {
 							t.Errorf("MLSD: %d %s\n%s", code, msg, body)
 						}
 					}
-					code, msg, body, _ := c.data("LIST /" + PrivateDir)
+					code, msg, body, _ := c.data("LIST /" + stagegen.PrivateDir)
 					t.Logf("%s: LIST of an unreadable directory: %d %q, %q", s.Name, code, msg, body)
-					if code, msg := c.send("CWD /%s", PrivateDir); code != 550 {
-						t.Errorf("CWD /%s: %d %s, want 550", PrivateDir, code, msg)
+					if code, msg := c.send("CWD /%s", stagegen.PrivateDir); code != 550 {
+						t.Errorf("CWD /%s: %d %s, want 550", stagegen.PrivateDir, code, msg)
 					}
-					if code, msg := c.send("SIZE /%s", SecretFile); code != 550 {
-						t.Errorf("SIZE /%s: %d %s, want 550", SecretFile, code, msg)
+					if code, msg := c.send("SIZE /%s", stagegen.SecretFile); code != 550 {
+						t.Errorf("SIZE /%s: %d %s, want 550", stagegen.SecretFile, code, msg)
 					}
 				}
 				c.quit()
@@ -71,16 +73,16 @@ func checkListDates(t *testing.T, s *Server, list string) {
 	t.Helper()
 	for _, line := range strings.Split(list, "\n") {
 		switch {
-		case strings.HasSuffix(strings.TrimSpace(line), path.Base(HSTFile)):
+		case strings.HasSuffix(strings.TrimSpace(line), path.Base(stagegen.HSTFile)):
 			if !strings.Contains(line, "Mar 14  2019") {
 				t.Errorf("%s: old file listed as %q, want Mar 14  2019", s.Name, line)
 			}
-		case strings.HasSuffix(strings.TrimSpace(line), path.Base(JWSTFile)):
+		case strings.HasSuffix(strings.TrimSpace(line), path.Base(stagegen.JWSTFile)):
 			if !clockRE.MatchString(line) {
 				t.Errorf("%s: recent file listed as %q, want HH:MM", s.Name, line)
 			}
-		case strings.Contains(line, path.Base(LinkFile)):
-			if !strings.HasPrefix(line, "l") || !strings.HasSuffix(strings.TrimSpace(line), "-> "+LinkTarget) {
+		case strings.Contains(line, path.Base(stagegen.LinkFile)):
+			if !strings.HasPrefix(line, "l") || !strings.HasSuffix(strings.TrimSpace(line), "-> "+stagegen.LinkTarget) {
 				t.Errorf("%s: symlink listed as %q", s.Name, line)
 			}
 		}
@@ -91,7 +93,7 @@ func checkListDates(t *testing.T, s *Server, list string) {
 // only, so a client that follows the 227 address fails and one that uses
 // the control connection's host (or EPSV) succeeds.
 func TestPasvAddress(t *testing.T) {
-	st := NewStage(t, StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
+	st := NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
 	servers := []*Server{StartVsftpd(t, Options{Stage: st, PasvAddress: "127.0.0.2"})}
 	if _, err := pureFTPdBinary(); err == nil || isCI() {
 		servers = append(servers, StartPureFTPd(t, Options{Stage: st, PasvAddress: "127.0.0.2"}))
@@ -108,16 +110,16 @@ func TestPasvAddress(t *testing.T) {
 				conn.Close()
 				t.Fatalf("connected to the announced %s:%d; the server should listen on 127.0.0.1 only", host, port)
 			}
-			if code, msg, _, _ := c.data("LIST /" + AnonDir); code != 226 {
+			if code, msg, _, _ := c.data("LIST /" + stagegen.AnonDir); code != 226 {
 				t.Errorf("EPSV LIST: %d %s", code, msg)
 			}
 			c.quit()
 
-			r := curl(t, s, false, "/"+AnonDir+"/", "-v", "--disable-epsv")
+			r := curl(t, s, false, "/"+stagegen.AnonDir+"/", "-v", "--disable-epsv")
 			if r.code != 0 || !strings.Contains(r.errs, "(127,0,0,2,") {
 				t.Errorf("curl skipping the PASV address: exit %d\n%s", r.code, lastLines(r.errs, 8))
 			}
-			r = curl(t, s, false, "/"+AnonDir+"/", "--disable-epsv", "--no-ftp-skip-pasv-ip", "--connect-timeout", "5")
+			r = curl(t, s, false, "/"+stagegen.AnonDir+"/", "--disable-epsv", "--no-ftp-skip-pasv-ip", "--connect-timeout", "5")
 			if r.code == 0 {
 				t.Errorf("curl following the PASV address to 127.0.0.2 succeeded")
 			}
@@ -127,7 +129,7 @@ func TestPasvAddress(t *testing.T) {
 
 // TestRestart: same port, new process, clients can log in again.
 func TestRestart(t *testing.T) {
-	st := NewStage(t, StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
+	st := NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
 	for _, s := range []*Server{StartVsftpd(t, Options{Stage: st}), startPureIfAny(t, st)} {
 		if s == nil {
 			continue
@@ -145,12 +147,12 @@ func TestRestart(t *testing.T) {
 			if code, _ := c.sendNoFail("NOOP"); code == 200 {
 				t.Errorf("session survived the restart")
 			}
-			checkDownload(t, s, true, HSTFile, HSTFile)
+			checkDownload(t, s, true, stagegen.HSTFile, stagegen.HSTFile)
 		})
 	}
 }
 
-func startPureIfAny(t *testing.T, st *Stage) *Server {
+func startPureIfAny(t *testing.T, st *stagegen.Stage) *Server {
 	if _, err := pureFTPdBinary(); err != nil && !isCI() {
 		t.Logf("pure-ftpd left out: %v", err)
 		return nil
@@ -173,7 +175,7 @@ func (c *ctrl) sendNoFail(cmd string) (int, string) {
 // TestConnectionCaps: beyond MaxClients or MaxPerIP, a new connection is
 // greeted with 421.
 func TestConnectionCaps(t *testing.T) {
-	st := NewStage(t, StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
+	st := NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
 	servers := []*Server{
 		StartVsftpd(t, Options{Stage: st, MaxClients: 2, Name: "vsftpd-max-clients"}),
 		StartVsftpd(t, Options{Stage: st, MaxPerIP: 2, Name: "vsftpd-max-per-ip"}),
@@ -240,7 +242,7 @@ func greeting(conn net.Conn, s *Server) (string, error) {
 // TestStop: Stop ends the server and the session processes it forked, and
 // can be called again.
 func TestStop(t *testing.T) {
-	st := NewStage(t, StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
+	st := NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
 	for _, s := range []*Server{StartVsftpd(t, Options{Stage: st, Implicit: true}), startPureIfAny(t, st)} {
 		if s == nil {
 			continue
@@ -277,7 +279,7 @@ func TestStop(t *testing.T) {
 // TestMaxTLS: a server capped at TLS 1.2 negotiates 1.2 with a Go client
 // that offers 1.3.
 func TestMaxTLS(t *testing.T) {
-	st := NewStage(t, StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
+	st := NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
 	o := Options{Stage: st, MaxTLS: tls.VersionTLS12}
 	servers := []*Server{StartVsftpd(t, o)}
 	if s := startPureIfAnyWith(t, o); s != nil {

@@ -11,6 +11,7 @@ import (
 
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/ftpstest/netproxy"
+	"mastfs/ftps/stagegen"
 )
 
 // TestThroughVsftpd puts the proxy in front of a real FTPS server that
@@ -26,7 +27,7 @@ func TestThroughVsftpd(t *testing.T) {
 		window = 1 << 20
 		delay  = 25 * time.Millisecond
 	)
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: size, ManyFiles: -1})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: size, ManyFiles: -1})
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st, PasvAddress: listenHost, PasvPorts: 20})
 	ports := []int{s.Port}
 	for port := s.PasvMin; port <= s.PasvMax; port++ {
@@ -45,17 +46,17 @@ func TestThroughVsftpd(t *testing.T) {
 	}
 	t.Logf("connected and logged in after %v", time.Since(start))
 
-	entries, err := c.List("/" + ftpstest.AnonDir)
+	entries, err := c.List("/" + stagegen.AnonDir)
 	if err != nil || len(entries) == 0 {
 		t.Fatalf("list: %d entries, %v", len(entries), err)
 	}
 
-	f, ok := st.Lookup(ftpstest.LargeFile)
+	f, ok := st.Lookup(stagegen.LargeFile)
 	if !ok {
 		t.Fatal("stage has no large file")
 	}
 	start = time.Now()
-	r, err := c.Retr("/" + ftpstest.LargeFile)
+	r, err := c.Retr("/" + stagegen.LargeFile)
 	if err != nil {
 		t.Fatalf("retr: %v", err)
 	}
@@ -78,7 +79,7 @@ func TestThroughVsftpd(t *testing.T) {
 	}
 
 	p.CutAfter(0, 1<<20)
-	r, err = c.Retr("/" + ftpstest.LargeFile)
+	r, err = c.Retr("/" + stagegen.LargeFile)
 	if err != nil {
 		t.Fatalf("retr: %v", err)
 	}

@@ -229,7 +229,7 @@ func writeResults(b *bench, dir string) error {
 
 	var w strings.Builder
 	fmt.Fprintf(&w, "# mastfs side by side with rclone mount and curl (%s run)\n\n", b.sz.name)
-	fmt.Fprintf(&w, "Made by `make bench` (bench/). Every figure is the median of its runs with min and max; ratios are taken run by run.\n\n")
+	fmt.Fprintf(&w, "Made by `make bench` (cmd/mastfs-bench/). Every figure is the median of its runs with min and max; ratios are taken run by run.\n\n")
 	for _, k := range []string{"date", "machine", "mastfs", "rclone", "curl", "vsftpd", "astropy", "stage", "duration", "load", "proxy"} {
 		if v, ok := bk.params[k]; ok {
 			fmt.Fprintf(&w, "- **%s**: %s\n", k, mdEscape(v))
@@ -311,7 +311,7 @@ func discountWarm(bk *book) {
 // TestBenchReport writes results.md and results.png again from
 // results.json, after a change to how results are shown:
 //
-//	MASTFS_BENCH_REPORT=full go test -run TestBenchReport ./bench/
+//	MASTFS_BENCH_REPORT=full go test -run TestBenchReport ./cmd/mastfs-bench/
 func TestBenchReport(t *testing.T) {
 	var sz sizes
 	switch os.Getenv("MASTFS_BENCH_REPORT") {

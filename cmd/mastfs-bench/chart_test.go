@@ -34,7 +34,7 @@ var panels = []struct {
 // as an empty slot named "(failed)".
 func drawChart(b *bench, dir string) error {
 	if _, err := exec.LookPath("gnuplot"); err != nil {
-		return errors.New("gnuplot not installed (bench/deps.sh installs gnuplot-nox)")
+		return errors.New("gnuplot not installed (cmd/mastfs-bench/deps.sh installs gnuplot-nox)")
 	}
 	tmp, err := os.MkdirTemp("", "mastfs-chart-")
 	if err != nil {

@@ -5,8 +5,8 @@
 //
 // It runs only when asked, as "make bench" does:
 //
-//	MASTFS_BENCH=1 go test -run TestBench -timeout 60m -v ./bench/
-//	MASTFS_BENCH=quick go test -run TestBench -v ./bench/   # small files, 3 runs
+//	MASTFS_BENCH=1 go test -run TestBench -timeout 60m -v ./cmd/mastfs-bench/
+//	MASTFS_BENCH=quick go test -run TestBench -v ./cmd/mastfs-bench/   # small files, 3 runs
 package bench
 
 import (
@@ -86,7 +86,7 @@ func TestBench(t *testing.T) {
 	}
 	for _, bin := range []string{"rclone", "curl", "vsftpd", "/usr/bin/python3"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s missing: run make bench, which installs it (bench/deps.sh)", bin)
+			t.Fatalf("%s missing: run make bench, which installs it (cmd/mastfs-bench/deps.sh)", bin)
 		}
 	}
 	begin := time.Now()
@@ -110,7 +110,7 @@ func TestBench(t *testing.T) {
 	defer stopLoad()
 
 	mastfsBin, segmBin := filepath.Join(work, "mastfs"), filepath.Join(work, "segmount")
-	for _, build := range [][]string{{mastfsBin, "../cmd/mastfs"}, {segmBin, "./segmount"}} {
+	for _, build := range [][]string{{mastfsBin, "../mastfs"}, {segmBin, "./segmount"}} {
 		if out, err := exec.Command("go", "build", "-o", build[0], build[1]).CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", build[1], err, out)
 		}

@@ -16,12 +16,13 @@ import (
 	"time"
 
 	"mastfs/ftps/ftpstest"
+	"mastfs/ftps/stagegen"
 )
 
 // Places in the benchmark stage, relative to the stage root. Everything is
 // under the anonymous stage directory, which every peer mounts as its root.
 const (
-	stageDir  = ftpstest.AnonDir
+	stageDir  = stagegen.AnonDir
 	largeRel  = "large/large.fits" // relative to stageDir
 	manyRel   = "many"
 	treeRel   = "tree"
@@ -31,7 +32,7 @@ const (
 
 // stage is the generated stage and the record of its contents.
 type stage struct {
-	*ftpstest.Stage
+	*stagegen.Stage
 	root      string            // local directory of stageDir
 	sums      map[string]string // sha256 by path relative to root, for every regular file
 	sizes     map[string]int64
@@ -50,7 +51,7 @@ type stage struct {
 func writeStage(t *testing.T, sz sizes) *stage {
 	t.Helper()
 	begin := time.Now()
-	st := ftpstest.NewStage(t, ftpstest.StageOptions{LargeSize: sz.large, ManyFiles: sz.many, Seed: 5})
+	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: sz.large, ManyFiles: sz.many, Seed: 5})
 	s := &stage{Stage: st, root: st.Local(stageDir), sums: map[string]string{}, sizes: map[string]int64{},
 		partSize: sz.part, manyFiles: sz.many}
 	for _, f := range st.Files {
@@ -136,14 +137,14 @@ func (s *stage) writeTree(dirs, subdirs, files int) error {
 		for v := 0; v < subdirs; v++ {
 			for f := 0; f < files; f++ {
 				rel := fmt.Sprintf("%s/prog_%02d/visit_%02d/exp_%03d_cal.fits", treeRel, d, v, f)
-				cards := []ftpstest.Card{
+				cards := []stagegen.Card{
 					{Key: "TELESCOP", Value: "JWST"},
 					{Key: "PROGRAM", Value: fmt.Sprintf("%05d", 1000+d)},
 					{Key: "VISIT", Value: v},
 					{Key: "EXPOSURE", Value: f},
 				}
 				if err := s.writeFile(rel, func(w io.Writer) error {
-					_, err := ftpstest.WriteFITS(w, ftpstest.Image{Cards: cards})
+					_, err := stagegen.WriteFITS(w, stagegen.Image{Cards: cards})
 					return err
 				}); err != nil {
 					return err
