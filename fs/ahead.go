@@ -5,6 +5,8 @@ import (
 	"path"
 	"sync"
 	"time"
+
+	"mastfs/fs/stage"
 )
 
 // ahead lists the subdirectories of a directory being read before they are
@@ -100,10 +102,10 @@ func (a *ahead) take(dir string) (loaded, bool) {
 
 // subdirs are the directories among a listing's entries whose own listing
 // is not fresh in memory.
-func (d *dirNode) subdirs(ents map[string]Entry) []string {
+func (d *dirNode) subdirs(ents map[string]stage.Entry) []string {
 	var out []string
 	for name, e := range ents {
-		if e.Type != Dir {
+		if e.Type != stage.Dir {
 			continue
 		}
 		if ch := d.GetChild(name); ch != nil {

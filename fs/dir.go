@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"mastfs/fs/stage"
+
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -26,10 +28,10 @@ type dirNode struct {
 	remote string
 
 	mu      sync.Mutex // guards entries, fetched, stale, self
-	entries map[string]Entry
+	entries map[string]stage.Entry
 	fetched time.Time
-	stale   bool  // entries are a kept copy: the server did not answer
-	self    Entry // this directory as its parent listed it
+	stale   bool        // entries are a kept copy: the server did not answer
+	self    stage.Entry // this directory as its parent listed it
 
 	refreshing atomic.Bool // a background refresh of a stale listing is running
 }
@@ -51,7 +53,7 @@ const listingRecord = "listing"
 // memory) is served at once while the server is asked again in the
 // background: a server gone silent costs a directory one wait, not one
 // per access.
-func (d *dirNode) listing(ctx context.Context) (map[string]Entry, error) {
+func (d *dirNode) listing(ctx context.Context) (map[string]stage.Entry, error) {
 	d.mu.Lock()
 	e, fresh, stale := d.entries, time.Since(d.fetched) < d.t.opts.DirTTL, d.stale
 	d.mu.Unlock()
@@ -73,7 +75,7 @@ func (d *dirNode) listing(ctx context.Context) (map[string]Entry, error) {
 // refresh lists the directory on the server (falling back to the copy
 // kept on disk, then to the one in memory, when it cannot be reached) and
 // installs the result.
-func (d *dirNode) refresh(ctx context.Context) (map[string]Entry, error) {
+func (d *dirNode) refresh(ctx context.Context) (map[string]stage.Entry, error) {
 	v, err, _ := d.t.lists.Do(d.remote, func() (any, error) {
 		// Shared by every waiter: not bound to the first caller's interrupt.
 		if res, ok := d.t.ahead.take(d.remote); ok {
@@ -112,7 +114,7 @@ func (d *dirNode) refresh(ctx context.Context) (map[string]Entry, error) {
 
 // dropVanished forgets what the server no longer has: staged directories
 // are deleted some days after staging, and their cached chunks go first.
-func (d *dirNode) dropVanished(old, now map[string]Entry) {
+func (d *dirNode) dropVanished(old, now map[string]stage.Entry) {
 	for name, e := range old {
 		n, ok := now[name]
 		if ok && n.Type == e.Type && n.Size == e.Size && n.ModTime.Equal(e.ModTime) {
@@ -132,7 +134,7 @@ func (d *dirNode) dropVanished(old, now map[string]Entry) {
 }
 
 type loaded struct {
-	entries map[string]Entry
+	entries map[string]stage.Entry
 	stale   bool
 }
 
@@ -143,7 +145,7 @@ func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 	if err == nil {
 		t.listed.Store(dir, time.Now())
 		list = t.usable(dir, list)
-		m := make(map[string]Entry, len(list))
+		m := make(map[string]stage.Entry, len(list))
 		for _, e := range list {
 			m[e.Name] = e
 		}
@@ -161,12 +163,12 @@ func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 	if rerr != nil {
 		return loaded{}, err
 	}
-	var kept []Entry
+	var kept []stage.Entry
 	if jerr := json.Unmarshal(data, &kept); jerr != nil {
 		return loaded{}, err
 	}
 	t.log.Warn("server unreachable; serving the listing kept on disk", "dir", dir, "err", err)
-	m := make(map[string]Entry, len(kept))
+	m := make(map[string]stage.Entry, len(kept))
 	for _, e := range kept {
 		m[e.Name] = e
 	}
@@ -179,7 +181,7 @@ func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 const maxName = 255
 
 // usable leaves out the names longer than maxName, logging each.
-func (t *tree) usable(dir string, list []Entry) []Entry {
+func (t *tree) usable(dir string, list []stage.Entry) []stage.Entry {
 	out := list[:0]
 	for _, e := range list {
 		if len(e.Name) > maxName {
@@ -244,10 +246,10 @@ func (d *dirNode) lookupDirect(ctx context.Context, name string, out *fuse.Entry
 	if _, err := child.listing(ctx); err != nil {
 		return nil, d.t.errno("lookup", p, err)
 	}
-	e := Entry{Name: name, Type: Dir}
+	e := stage.Entry{Name: name, Type: stage.Dir}
 	ch := d.GetChild(name)
 	if ch == nil {
-		ch = d.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(p, Dir)})
+		ch = d.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(p, stage.Dir)})
 	}
 	d.t.fill(e, &out.Attr)
 	d.t.timeouts(out)
@@ -255,7 +257,7 @@ func (d *dirNode) lookupDirect(ctx context.Context, name string, out *fuse.Entry
 }
 
 // child returns the node for a listed entry, reusing the existing one.
-func (d *dirNode) child(ctx context.Context, e Entry, out *fuse.EntryOut) *gofs.Inode {
+func (d *dirNode) child(ctx context.Context, e stage.Entry, out *fuse.EntryOut) *gofs.Inode {
 	p := path.Join(d.remote, e.Name)
 	d.t.fill(e, &out.Attr)
 	d.t.timeouts(out)
@@ -274,9 +276,9 @@ func (d *dirNode) child(ctx context.Context, e Entry, out *fuse.EntryOut) *gofs.
 	}
 	var node gofs.InodeEmbedder
 	switch e.Type {
-	case Dir:
+	case stage.Dir:
 		node = &dirNode{t: d.t, remote: p, self: e}
-	case Link:
+	case stage.Link:
 		node = &linkNode{t: d.t, remote: p, entry: e}
 	default:
 		node = &fileNode{t: d.t, remote: p, entry: e}
@@ -305,7 +307,7 @@ func (d *dirNode) refine(ctx context.Context, err error) error {
 	if perr != nil {
 		return err
 	}
-	if e, ok := ents[path.Base(d.remote)]; ok && e.Type == Dir {
+	if e, ok := ents[path.Base(d.remote)]; ok && e.Type == stage.Dir {
 		return fmt.Errorf("%s is listed by its parent but may not be read (%v): %w", d.remote, err, iofs.ErrPermission)
 	}
 	return err
@@ -315,7 +317,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 	d.mu.Lock()
 	e := d.self
 	d.mu.Unlock()
-	e.Type = Dir
+	e.Type = stage.Dir
 	d.t.fill(e, &out.Attr)
 	out.SetTimeout(d.t.opts.DirTTL)
 	return 0

@@ -14,6 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"mastfs/cache"
+	"mastfs/fs/stage"
 )
 
 // fileNode is a remote file. Its attributes come from its directory's
@@ -24,8 +25,8 @@ type fileNode struct {
 	remote string
 
 	mu     sync.Mutex // guards entry, opened
-	entry  Entry
-	opened *Entry // the version served at the last open, for the kernel's page cache
+	entry  stage.Entry
+	opened *stage.Entry // the version served at the last open, for the kernel's page cache
 }
 
 var (
@@ -34,13 +35,13 @@ var (
 	_ = (gofs.NodeReader)((*fileNode)(nil))
 )
 
-func (f *fileNode) update(e Entry) {
+func (f *fileNode) update(e stage.Entry) {
 	f.mu.Lock()
 	f.entry = e
 	f.mu.Unlock()
 }
 
-func (f *fileNode) current() Entry {
+func (f *fileNode) current() stage.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.entry
@@ -90,7 +91,7 @@ type linkNode struct {
 	remote string
 
 	mu    sync.Mutex // guards entry
-	entry Entry
+	entry stage.Entry
 }
 
 var (
@@ -98,7 +99,7 @@ var (
 	_ = (gofs.NodeReadlinker)((*linkNode)(nil))
 )
 
-func (l *linkNode) update(e Entry) {
+func (l *linkNode) update(e stage.Entry) {
 	l.mu.Lock()
 	l.entry = e
 	l.mu.Unlock()
@@ -165,11 +166,11 @@ func elements(p string) []string {
 	return strings.Split(strings.TrimPrefix(p, "/"), "/")
 }
 
-func modeType(t EntryType) uint32 {
+func modeType(t stage.EntryType) uint32 {
 	switch t {
-	case Dir:
+	case stage.Dir:
 		return syscall.S_IFDIR
-	case Link:
+	case stage.Link:
 		return syscall.S_IFLNK
 	}
 	return syscall.S_IFREG
@@ -177,13 +178,13 @@ func modeType(t EntryType) uint32 {
 
 // fill sets the attributes of a node from its listing entry: read-only
 // modes, the listed size and time.
-func (t *tree) fill(e Entry, a *fuse.Attr) {
+func (t *tree) fill(e stage.Entry, a *fuse.Attr) {
 	a.Mode = modeType(e.Type)
 	switch e.Type {
-	case Dir:
+	case stage.Dir:
 		a.Mode |= 0o555
 		a.Nlink = 2
-	case Link:
+	case stage.Link:
 		a.Mode |= 0o777
 		a.Size = uint64(len(e.Target))
 		a.Nlink = 1

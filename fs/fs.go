@@ -18,33 +18,13 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"mastfs/cache"
+	"mastfs/fs/stage"
 )
-
-// EntryType says what a listed name is.
-type EntryType int
-
-const (
-	// File is a regular file.
-	File EntryType = iota
-	// Dir is a directory.
-	Dir
-	// Link is a symbolic link.
-	Link
-)
-
-// Entry is one name of a directory listing.
-type Entry struct {
-	Name    string
-	Type    EntryType
-	Size    int64
-	ModTime time.Time
-	Target  string // for links, as the server gave it
-}
 
 // Lister reads remote directories. Errors wrap io/fs.ErrNotExist for a
 // missing directory and io/fs.ErrPermission for one the user may not read.
 type Lister interface {
-	List(ctx context.Context, dir string) ([]Entry, error)
+	List(ctx context.Context, dir string) ([]stage.Entry, error)
 }
 
 // Contents reads file bytes, through the cache.
@@ -134,7 +114,7 @@ func (t *tree) errno(op, p string, err error) syscall.Errno {
 }
 
 // ino gives every remote path and type a stable inode number.
-func ino(p string, t EntryType) uint64 {
+func ino(p string, t stage.EntryType) uint64 {
 	// FNV-1a, 64 bit.
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(p); i++ {

@@ -11,6 +11,8 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"mastfs/fs/stage"
 )
 
 // Check walks every step of talking to the server — TCP, TLS and its
@@ -147,7 +149,7 @@ func Check(ctx context.Context, cfg Config, dir string, w io.Writer) error {
 	}
 	ck.ok("list %s over a passive data connection: %d entries", dir, len(entries))
 	for _, e := range entries {
-		if e.Type != File || e.Size == 0 {
+		if e.Type != stage.File || e.Size == 0 {
 			continue
 		}
 		p := strings.TrimSuffix(dir, "/") + "/" + e.Name

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mastfs/fs/stage"
+
 	"github.com/jlaffaye/ftp"
 )
 
@@ -194,11 +196,11 @@ func (c *Client) noteReach(err error, tried bool) {
 // List returns the entries of a remote directory. MLSD is used where the
 // server offers it, LIST otherwise; lines that do not parse are logged and
 // left out.
-func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
+func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 	if err := checkPath(dir); err != nil {
 		return nil, err
 	}
-	var entries []Entry
+	var entries []stage.Entry
 	err := c.attempt(ctx, "list "+dir, func(cn *conn) (bool, error) {
 		mlsd := cn.sc.IsTimePreciseInList()
 		if (mlsd && c.noMLSD.Load()) || c.oldTLS(cn) {
@@ -262,9 +264,9 @@ func (c *Client) oldTLS(cn *conn) bool {
 	return cn.tls != nil && cn.tls.MaxVersion > uint16(c.tlsMax.Load())
 }
 
-func hidesTargets(entries []Entry) bool {
+func hidesTargets(entries []stage.Entry) bool {
 	for _, e := range entries {
-		if e.Type == Link && e.Target == "" {
+		if e.Type == stage.Link && e.Target == "" {
 			return true
 		}
 	}
@@ -456,16 +458,16 @@ func brokenConn(err error) bool {
 }
 
 // Stat returns the entry for one path, from its parent directory's listing.
-func (c *Client) Stat(ctx context.Context, p string) (Entry, error) {
+func (c *Client) Stat(ctx context.Context, p string) (stage.Entry, error) {
 	dir, name := path.Split(path.Clean("/" + p))
 	entries, err := c.List(ctx, dir)
 	if err != nil {
-		return Entry{}, err
+		return stage.Entry{}, err
 	}
 	for _, e := range entries {
 		if e.Name == name {
 			return e, nil
 		}
 	}
-	return Entry{}, fmt.Errorf("stat %s: %w", p, ErrNotFound)
+	return stage.Entry{}, fmt.Errorf("stat %s: %w", p, ErrNotFound)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/fs/stage"
 	"mastfs/ftps"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
@@ -103,7 +104,7 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 	if len(got) != len(want) {
 		t.Errorf("listed %d entries, stage has %d: %v", len(got), len(want), got)
 	}
-	byName := map[string]ftps.Entry{}
+	byName := map[string]stage.Entry{}
 	for _, e := range got {
 		byName[e.Name] = e
 	}
@@ -116,17 +117,17 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 		}
 		switch {
 		case f.IsLink():
-			if e.Type != ftps.Link || e.Target != f.Target {
+			if e.Type != stage.Link || e.Target != f.Target {
 				t.Errorf("%s: got %v -> %q, want link -> %q", name, e.Type, e.Target, f.Target)
 			}
 			continue
 		case f.IsDir():
-			if e.Type != ftps.Dir {
+			if e.Type != stage.Dir {
 				t.Errorf("%s: got %v, want dir", name, e.Type)
 			}
 			continue
 		}
-		if e.Type != ftps.File || e.Size != f.Size {
+		if e.Type != stage.File || e.Size != f.Size {
 			t.Errorf("%s: got %v size %d, want file size %d", name, e.Type, e.Size, f.Size)
 		}
 		if d := f.ModTime.Sub(e.ModTime); d < 0 || d >= 24*time.Hour ||
@@ -237,7 +238,7 @@ func TestManyDataConnections(t *testing.T) {
 
 var (
 	stageOnce sync.Once
-	stage     *stagegen.Stage
+	shared    *stagegen.Stage
 )
 
 // sharedStage writes one default stage for the tests of this package.
@@ -247,21 +248,21 @@ func sharedStage(t *testing.T) *stagegen.Stage {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stage, err = stagegen.WriteStage(dir, stagegen.StageOptions{ManyFiles: 50})
+		shared, err = stagegen.WriteStage(dir, stagegen.StageOptions{ManyFiles: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
 	})
-	if stage == nil {
+	if shared == nil {
 		t.Fatal("no stage")
 	}
-	return stage
+	return shared
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if stage != nil {
-		os.RemoveAll(stage.Root)
+	if shared != nil {
+		os.RemoveAll(shared.Root)
 	}
 	os.Exit(code)
 }

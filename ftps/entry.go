@@ -9,42 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io/fs"
-	"time"
 )
-
-// EntryType says what a listing entry is.
-type EntryType int
-
-const (
-	// File is a regular file.
-	File EntryType = iota
-	// Dir is a directory.
-	Dir
-	// Link is a symbolic link; Entry.Target holds what it points at.
-	Link
-)
-
-func (t EntryType) String() string {
-	switch t {
-	case File:
-		return "file"
-	case Dir:
-		return "dir"
-	case Link:
-		return "link"
-	}
-	return "unknown"
-}
-
-// Entry is one name in a directory listing, with the attributes the listing
-// gave. Attributes come from the listing only: no per-file command is sent.
-type Entry struct {
-	Name    string
-	Type    EntryType
-	Size    int64
-	ModTime time.Time
-	Target  string // symlink target as the server printed it; empty for non-links
-}
 
 // Errors a caller decides on. They wrap the io/fs sentinels so that callers
 // which do not import ftps can still test them with errors.Is.

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"strings"
 	"time"
+
+	"mastfs/fs/stage"
 )
 
 // futureSlack is how far past now a yearless "Mon DD HH:MM" date may fall
@@ -38,16 +40,16 @@ var (
 // days after now. Times are UTC. It returns the entries it could parse and
 // one error per line it could not, or per entry it dropped; each error names
 // the line, says why and quotes the raw line.
-func ParseList(data []byte, now time.Time) ([]Entry, []error) {
+func ParseList(data []byte, now time.Time) ([]stage.Entry, []error) {
 	now = now.UTC()
-	return parseLines(data, "list", func(line []byte) (Entry, bool, error) {
+	return parseLines(data, "list", func(line []byte) (stage.Entry, bool, error) {
 		if c := bytes.TrimLeft(line, " \t")[0]; c >= '0' && c <= '9' {
 			e, err := parseDOS(line)
 			return e, false, err
 		}
 		e, err := parseUnix(line, now)
 		if errors.Is(err, errUnrecognized) && isTotal(line) {
-			return Entry{}, true, nil
+			return stage.Entry{}, true, nil
 		}
 		return e, false, err
 	})
@@ -57,17 +59,17 @@ func ParseList(data []byte, now time.Time) ([]Entry, []error) {
 // values of type are case-insensitive. The name follows the space after the
 // last fact's ';' and may hold spaces and ';'. Entries of type cdir and pdir
 // are skipped silently; OS.unix=slink:TARGET is a symlink. Times are UTC.
-func ParseMLSD(data []byte) ([]Entry, []error) {
+func ParseMLSD(data []byte) ([]stage.Entry, []error) {
 	return parseLines(data, "mlsd", parseFacts)
 }
 
 // parseLines runs parse over each non-blank line of data, drops "." and
 // "..", checks every other name and collects one error per refused line.
 // parse reports skip for lines that are dropped without complaint.
-func parseLines(data []byte, what string, parse func([]byte) (Entry, bool, error)) ([]Entry, []error) {
+func parseLines(data []byte, what string, parse func([]byte) (stage.Entry, bool, error)) ([]stage.Entry, []error) {
 	// Sizing for one entry a line spares the copies of a growing slice,
 	// which otherwise cost more than the parsing on a large directory.
-	entries := make([]Entry, 0, bytes.Count(data, []byte("\n"))+1)
+	entries := make([]stage.Entry, 0, bytes.Count(data, []byte("\n"))+1)
 	var errs []error
 	n := 0
 	for line := range bytes.Lines(data) {
@@ -120,27 +122,27 @@ type span struct{ lo, hi int }
 // differently; some omit the group or the link count), so rather than
 // counting columns it looks for a "size month day time-or-year" run and
 // takes the name as everything after the one separator that follows it.
-func parseUnix(line []byte, now time.Time) (Entry, error) {
+func parseUnix(line []byte, now time.Time) (stage.Entry, error) {
 	// Mode, links, owner, group, size and date, with room for a few more
 	// columns; the name is never split, so a long name costs nothing extra.
 	var f [12]span
 	n := splitColumns(line, f[:])
 	col := func(i int) []byte { return line[f[i].lo:f[i].hi] }
 	if !isMode(col(0)) {
-		return Entry{}, errUnrecognized
+		return stage.Entry{}, errUnrecognized
 	}
-	var e Entry
+	var e stage.Entry
 	switch col(0)[0] {
 	case '-':
-		e.Type = File
+		e.Type = stage.File
 	case 'd':
-		e.Type = Dir
+		e.Type = stage.Dir
 	case 'l':
-		e.Type = Link
+		e.Type = stage.Link
 	case 'b', 'c', 'p', 's':
-		return Entry{}, errSpecial
+		return stage.Entry{}, errSpecial
 	default:
-		return Entry{}, errFileType
+		return stage.Entry{}, errFileType
 	}
 	// Try the usual shape first (mode, links, owner, group, size), then the
 	// shorter and longer ones, so that an owner named like a month cannot
@@ -170,20 +172,20 @@ func parseUnix(line []byte, now time.Time) (Entry, error) {
 			return withName(e, string(line[start:]))
 		}
 	}
-	return Entry{}, cmp.Or(err, errNoDate)
+	return stage.Entry{}, cmp.Or(err, errNoDate)
 }
 
 // withName sets e's name, splitting "name -> target" at the first arrow for
 // symlinks; a target may hold '/' but not NUL or CR.
-func withName(e Entry, name string) (Entry, error) {
-	if e.Type == Link {
+func withName(e stage.Entry, name string) (stage.Entry, error) {
+	if e.Type == stage.Link {
 		i := strings.Index(name, " -> ")
 		if i < 0 || i+4 == len(name) {
-			return Entry{}, errNoTarget
+			return stage.Entry{}, errNoTarget
 		}
 		name, e.Target = name[:i], name[i+4:]
 		if strings.ContainsAny(e.Target, "\x00\r") {
-			return Entry{}, errBadTarget
+			return stage.Entry{}, errBadTarget
 		}
 	}
 	e.Name = name
@@ -237,33 +239,33 @@ func isMode(b []byte) bool {
 // parseDOS parses one IIS/DOS line: "MM-DD-YY[YY] HH:MM[AM|PM] <DIR>|size
 // name". IIS pads <DIR> to the width of the size column, so spaces after it
 // are padding; after a size, one space separates the name.
-func parseDOS(line []byte) (Entry, error) {
+func parseDOS(line []byte) (stage.Entry, error) {
 	var f [3]span
 	n := splitColumns(line, f[:])
 	col := func(i int) []byte { return line[f[i].lo:f[i].hi] }
 	if n < 3 {
-		return Entry{}, errUnrecognized
+		return stage.Entry{}, errUnrecognized
 	}
 	y, mon, day, ok := dosDate(col(0))
 	if !ok {
-		return Entry{}, errUnrecognized
+		return stage.Entry{}, errUnrecognized
 	}
 	hh, mm, ok := dosClock(col(1))
 	if !ok {
-		return Entry{}, errBadDate
+		return stage.Entry{}, errBadDate
 	}
-	e := Entry{ModTime: time.Date(y, mon, day, hh, mm, 0, 0, time.UTC)}
+	e := stage.Entry{ModTime: time.Date(y, mon, day, hh, mm, 0, 0, time.UTC)}
 	start := f[2].hi + 1
 	if bytes.Equal(col(2), []byte("<DIR>")) {
-		e.Type = Dir
+		e.Type = stage.Dir
 		for start < len(line) && line[start] == ' ' {
 			start++
 		}
 	} else if e.Size, ok = atoi(col(2)); !ok {
-		return Entry{}, errBadSize
+		return stage.Entry{}, errBadSize
 	}
 	if start >= len(line) {
-		return Entry{}, errNoName
+		return stage.Entry{}, errNoName
 	}
 	e.Name = string(line[start:])
 	return e, nil
@@ -306,14 +308,14 @@ func dosClock(b []byte) (int, int, bool) {
 // parseFacts parses one MLSD line. Facts are read one by one up to their ';'
 // rather than by cutting at the first space, so a symlink target holding a
 // space does not end the facts early. skip reports a cdir or pdir entry.
-func parseFacts(line []byte) (e Entry, skip bool, err error) {
+func parseFacts(line []byte) (e stage.Entry, skip bool, err error) {
 	haveType := false
 	p := 0
 	for p < len(line) && line[p] != ' ' {
 		rest := line[p:]
 		eq, semi := bytes.IndexByte(rest, '='), bytes.IndexByte(rest, ';')
 		if eq < 0 || semi < eq {
-			return Entry{}, false, errBadFact
+			return stage.Entry{}, false, errBadFact
 		}
 		name, val := rest[:eq], rest[eq+1:semi]
 		p += semi + 1
@@ -321,44 +323,44 @@ func parseFacts(line []byte) (e Entry, skip bool, err error) {
 		case bytes.EqualFold(name, []byte("type")):
 			haveType = true
 			if e.Type, e.Target, skip, err = factType(val); err != nil {
-				return Entry{}, false, err
+				return stage.Entry{}, false, err
 			}
 		case bytes.EqualFold(name, []byte("size")):
 			var ok bool
 			if e.Size, ok = atoi(val); !ok {
-				return Entry{}, false, errBadSize
+				return stage.Entry{}, false, errBadSize
 			}
 		case bytes.EqualFold(name, []byte("modify")):
 			// time.Parse takes an optional fraction after the seconds.
 			if len(val) < 14 || !isDigits(val[:14]) {
-				return Entry{}, false, errBadDate
+				return stage.Entry{}, false, errBadDate
 			}
 			if e.ModTime, err = time.Parse("20060102150405", string(val)); err != nil {
-				return Entry{}, false, errBadDate
+				return stage.Entry{}, false, errBadDate
 			}
 		}
 	}
 	switch {
 	case skip:
-		return Entry{}, true, nil
+		return stage.Entry{}, true, nil
 	case p+1 >= len(line):
-		return Entry{}, false, errNoName
+		return stage.Entry{}, false, errNoName
 	case !haveType:
-		return Entry{}, false, errNoType
+		return stage.Entry{}, false, errNoType
 	}
 	e.Name = string(line[p+1:])
 	return e, false, nil
 }
 
 // factType reads the value of an MLSD type fact.
-func factType(v []byte) (t EntryType, target string, skip bool, err error) {
+func factType(v []byte) (t stage.EntryType, target string, skip bool, err error) {
 	switch {
 	case bytes.EqualFold(v, []byte("file")):
-		return File, "", false, nil
+		return stage.File, "", false, nil
 	case bytes.EqualFold(v, []byte("dir")):
-		return Dir, "", false, nil
+		return stage.Dir, "", false, nil
 	case bytes.EqualFold(v, []byte("cdir")), bytes.EqualFold(v, []byte("pdir")):
-		return Dir, "", true, nil
+		return stage.Dir, "", true, nil
 	}
 	for _, prefix := range []string{"os.unix=slink", "os.unix=symlink"} {
 		if len(v) < len(prefix) || !bytes.EqualFold(v[:len(prefix)], []byte(prefix)) {
@@ -368,12 +370,12 @@ func factType(v []byte) (t EntryType, target string, skip bool, err error) {
 		// link, and the caller learns its target from a LIST instead.
 		rest := v[len(prefix):]
 		if len(rest) < 2 || rest[0] != ':' {
-			return Link, "", false, nil
+			return stage.Link, "", false, nil
 		}
 		if bytes.ContainsAny(rest, "\x00\r") {
 			return 0, "", false, errBadTarget
 		}
-		return Link, string(rest[1:]), false, nil
+		return stage.Link, string(rest[1:]), false, nil
 	}
 	return 0, "", false, fmt.Errorf("%w %q", errFileType, v)
 }

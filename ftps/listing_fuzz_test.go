@@ -4,13 +4,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mastfs/fs/stage"
 )
 
 // checkInvariants fails t if any entry could not have come from a sound
 // parse: every name passes CheckName, sizes are not negative, links and only
 // links carry a target, and the count of entries and errors is bounded by
 // the count of lines.
-func checkInvariants(t *testing.T, data []byte, entries []Entry, errs []error) {
+func checkInvariants(t *testing.T, data []byte, entries []stage.Entry, errs []error) {
 	t.Helper()
 	lines := strings.Count(string(data), "\n") + 1
 	if len(entries)+len(errs) > lines {
@@ -23,10 +25,10 @@ func checkInvariants(t *testing.T, data []byte, entries []Entry, errs []error) {
 		if e.Size < 0 {
 			t.Errorf("entry %+v: negative size", e)
 		}
-		if e.Type != Link && e.Target != "" {
+		if e.Type != stage.Link && e.Target != "" {
 			t.Errorf("entry %+v: type %v with target %q", e, e.Type, e.Target)
 		}
-		if e.Type != File && e.Type != Dir && e.Type != Link {
+		if e.Type != stage.File && e.Type != stage.Dir && e.Type != stage.Link {
 			t.Errorf("entry %+v: unknown type", e)
 		}
 		if strings.ContainsAny(e.Target, "\x00\r\n") {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mastfs/fs/stage"
 )
 
 // listNow is the "now" used by the LIST cases unless a case sets its own.
@@ -25,7 +27,7 @@ type listCase struct {
 	name string
 	now  time.Time // zero means listNow
 	body string
-	want []Entry
+	want []stage.Entry
 	errs int
 }
 
@@ -33,67 +35,67 @@ var listCases = []listCase{
 	{
 		name: "vsftpd file",
 		body: "-rw-r--r--    1 ftp      ftp          2880 Mar 03 12:34 jbk802010_flt.fits\r\n",
-		want: []Entry{{Name: "jbk802010_flt.fits", Type: File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "jbk802010_flt.fits", Type: stage.File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
 	},
 	{
 		name: "vsftpd dir with year",
 		body: "drwxr-xr-x    2 ftp      ftp          4096 Jan 15  2024 nested\r\n",
-		want: []Entry{{Name: "nested", Type: Dir, Size: 4096, ModTime: utc(2024, 1, 15, 0, 0)}},
+		want: []stage.Entry{{Name: "nested", Type: stage.Dir, Size: 4096, ModTime: utc(2024, 1, 15, 0, 0)}},
 	},
 	{
 		name: "symlink with space in target",
 		body: "lrwxrwxrwx    1 ftp      ftp            15 Nov 02 10:00 latest.fits -> with space.fits\n",
-		want: []Entry{{Name: "latest.fits", Type: Link, Size: 15, ModTime: utc(2024, 11, 2, 10, 0), Target: "with space.fits"}},
+		want: []stage.Entry{{Name: "latest.fits", Type: stage.Link, Size: 15, ModTime: utc(2024, 11, 2, 10, 0), Target: "with space.fits"}},
 	},
 	{
 		name: "symlink target with slashes",
 		body: "lrwxrwxrwx 1 ftp ftp 16 Mar 01 09:00 cur -> ../data/x.fits\n",
-		want: []Entry{{Name: "cur", Type: Link, Size: 16, ModTime: utc(2025, 3, 1, 9, 0), Target: "../data/x.fits"}},
+		want: []stage.Entry{{Name: "cur", Type: stage.Link, Size: 16, ModTime: utc(2025, 3, 1, 9, 0), Target: "../data/x.fits"}},
 	},
 	{
 		name: "pure-ftpd numeric ids and padded day",
 		body: "-rw-r--r--    1 1000       1000             2880 Mar  3 12:34 jbk802010_flt.fits\n" +
 			"drwxr-xr-x    2 1000       1000             4096 Jan 15  2024 nested\n",
-		want: []Entry{
-			{Name: "jbk802010_flt.fits", Type: File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)},
-			{Name: "nested", Type: Dir, Size: 4096, ModTime: utc(2024, 1, 15, 0, 0)},
+		want: []stage.Entry{
+			{Name: "jbk802010_flt.fits", Type: stage.File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)},
+			{Name: "nested", Type: stage.Dir, Size: 4096, ModTime: utc(2024, 1, 15, 0, 0)},
 		},
 	},
 	{
 		name: "proftpd",
 		body: "-rw-r--r--   1 ftp      ftp          2880 Mar  3 12:34 jbk802010_flt.fits\r\n" +
 			"lrwxrwxrwx   1 ftp      ftp            15 Mar  3 12:35 latest.fits -> jbk802010_flt.fits\r\n",
-		want: []Entry{
-			{Name: "jbk802010_flt.fits", Type: File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)},
-			{Name: "latest.fits", Type: Link, Size: 15, ModTime: utc(2025, 3, 3, 12, 35), Target: "jbk802010_flt.fits"},
+		want: []stage.Entry{
+			{Name: "jbk802010_flt.fits", Type: stage.File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)},
+			{Name: "latest.fits", Type: stage.Link, Size: 15, ModTime: utc(2025, 3, 3, 12, 35), Target: "jbk802010_flt.fits"},
 		},
 	},
 	{
 		name: "missing group column",
 		body: "-rw-r--r--   1 ftp          2880 Mar  3 12:34 a.fits\n",
-		want: []Entry{{Name: "a.fits", Type: File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "a.fits", Type: stage.File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
 	},
 	{
 		name: "no link count",
 		body: "-rw-r--r-- ftp ftp 2880 Mar 3 12:34 a.fits\n",
-		want: []Entry{{Name: "a.fits", Type: File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "a.fits", Type: stage.File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
 	},
 	{
 		name: "mode and size only",
 		body: "-rw-r--r-- 2880 Mar 3 12:34 a.fits\n",
-		want: []Entry{{Name: "a.fits", Type: File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "a.fits", Type: stage.File, Size: 2880, ModTime: utc(2025, 3, 3, 12, 34)}},
 	},
 	{
 		name: "owner named like a month",
 		body: "-rw-r--r-- 1 jan 12 2024 Mar 03 12:34 a.fits\n",
-		want: []Entry{{Name: "a.fits", Type: File, Size: 2024, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "a.fits", Type: stage.File, Size: 2024, ModTime: utc(2025, 3, 3, 12, 34)}},
 	},
 	{
 		name: "acl marker and month in capitals",
 		body: "-rw-r--r--+ 1 ftp ftp 7 MAR 3 12:34 a\n-rw-r--r--. 1 ftp ftp 7 mar 3 2020 b\n",
-		want: []Entry{
-			{Name: "a", Type: File, Size: 7, ModTime: utc(2025, 3, 3, 12, 34)},
-			{Name: "b", Type: File, Size: 7, ModTime: utc(2020, 3, 3, 0, 0)},
+		want: []stage.Entry{
+			{Name: "a", Type: stage.File, Size: 7, ModTime: utc(2025, 3, 3, 12, 34)},
+			{Name: "b", Type: stage.File, Size: 7, ModTime: utc(2020, 3, 3, 0, 0)},
 		},
 	},
 	{
@@ -102,20 +104,20 @@ var listCases = []listCase{
 			"-rw-r--r-- 1 ftp ftp 1 Jan 15  2024   lead\n" +
 			"-rw-r--r-- 1 ftp ftp 1 Mar 03 12:34 trail \r\n" +
 			"-rw-r--r-- 1 ftp ftp 1 Mar 03 12:34 Mar 03 12:34 x\n",
-		want: []Entry{
-			{Name: "a  b   c", Type: File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
-			{Name: "  lead", Type: File, Size: 1, ModTime: utc(2024, 1, 15, 0, 0)},
-			{Name: "trail ", Type: File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
-			{Name: "Mar 03 12:34 x", Type: File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
+		want: []stage.Entry{
+			{Name: "a  b   c", Type: stage.File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
+			{Name: "  lead", Type: stage.File, Size: 1, ModTime: utc(2024, 1, 15, 0, 0)},
+			{Name: "trail ", Type: stage.File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
+			{Name: "Mar 03 12:34 x", Type: stage.File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
 		},
 	},
 	{
 		name: "unicode and long names",
 		body: "-rw-r--r-- 1 ftp ftp 1 Mar 03 12:34 naïve 日本.fits\n" +
 			"-rw-r--r-- 1 ftp ftp 2 Mar 03 12:34 " + longName + "\n",
-		want: []Entry{
-			{Name: "naïve 日本.fits", Type: File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
-			{Name: longName, Type: File, Size: 2, ModTime: utc(2025, 3, 3, 12, 34)},
+		want: []stage.Entry{
+			{Name: "naïve 日本.fits", Type: stage.File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)},
+			{Name: longName, Type: stage.File, Size: 2, ModTime: utc(2025, 3, 3, 12, 34)},
 		},
 	},
 	{
@@ -123,7 +125,7 @@ var listCases = []listCase{
 		body: "-rw-r--r-- 1 ftp ftp 9223372036854775807 Mar 03 12:34 max\n" +
 			"-rw-r--r-- 1 ftp ftp 9223372036854775808 Mar 03 12:34 over\n" +
 			"-rw-r--r-- 1 ftp ftp 99999999999999999999999 Mar 03 12:34 far\n",
-		want: []Entry{{Name: "max", Type: File, Size: 1<<63 - 1, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "max", Type: stage.File, Size: 1<<63 - 1, ModTime: utc(2025, 3, 3, 12, 34)}},
 		errs: 2,
 	},
 	{
@@ -132,7 +134,7 @@ var listCases = []listCase{
 			"drwxr-xr-x 2 ftp ftp 4096 Mar 03 12:34 .\n" +
 			"drwxr-xr-x 9 ftp ftp 4096 Mar 03 12:34 ..\n" +
 			"-rw-r--r-- 1 ftp ftp 1 Mar 03 12:34 a\n\n",
-		want: []Entry{{Name: "a", Type: File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "a", Type: stage.File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)}},
 	},
 	{
 		name: "device files are skipped with errors",
@@ -142,7 +144,7 @@ var listCases = []listCase{
 			"srwxrwxrwx 1 ftp ftp 0 Mar 03 12:34 sock\n" +
 			"Drwxrwxrwx 1 ftp ftp 0 Mar 03 12:34 door\n" +
 			"-rw-r--r-- 1 ftp ftp 1 Mar 03 12:34 a\n",
-		want: []Entry{{Name: "a", Type: File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)}},
+		want: []stage.Entry{{Name: "a", Type: stage.File, Size: 1, ModTime: utc(2025, 3, 3, 12, 34)}},
 		errs: 5,
 	},
 	{
@@ -172,38 +174,38 @@ var listCases = []listCase{
 		name: "before New Year, a January date is next year",
 		now:  time.Date(2024, time.December, 31, 22, 0, 0, 0, time.UTC),
 		body: "-rw-r--r-- 1 ftp ftp 1 Jan 01 00:10 next\n-rw-r--r-- 1 ftp ftp 1 Dec 31 21:00 today\n",
-		want: []Entry{
-			{Name: "next", Type: File, Size: 1, ModTime: utc(2025, 1, 1, 0, 10)},
-			{Name: "today", Type: File, Size: 1, ModTime: utc(2024, 12, 31, 21, 0)},
+		want: []stage.Entry{
+			{Name: "next", Type: stage.File, Size: 1, ModTime: utc(2025, 1, 1, 0, 10)},
+			{Name: "today", Type: stage.File, Size: 1, ModTime: utc(2024, 12, 31, 21, 0)},
 		},
 	},
 	{
 		name: "after New Year, a December date is last year",
 		now:  time.Date(2025, time.January, 2, 10, 0, 0, 0, time.UTC),
 		body: "-rw-r--r-- 1 ftp ftp 1 Dec 31 23:59 old\n-rw-r--r-- 1 ftp ftp 1 Jan 01 00:10 new\n",
-		want: []Entry{
-			{Name: "old", Type: File, Size: 1, ModTime: utc(2024, 12, 31, 23, 59)},
-			{Name: "new", Type: File, Size: 1, ModTime: utc(2025, 1, 1, 0, 10)},
+		want: []stage.Entry{
+			{Name: "old", Type: stage.File, Size: 1, ModTime: utc(2024, 12, 31, 23, 59)},
+			{Name: "new", Type: stage.File, Size: 1, ModTime: utc(2025, 1, 1, 0, 10)},
 		},
 	},
 	{
 		name: "a date a few days ahead stays this year, further ahead is last year",
 		body: "-rw-r--r-- 1 ftp ftp 1 Mar 12 10:00 skew\n-rw-r--r-- 1 ftp ftp 1 Mar 20 10:00 old\n",
-		want: []Entry{
-			{Name: "skew", Type: File, Size: 1, ModTime: utc(2025, 3, 12, 10, 0)},
-			{Name: "old", Type: File, Size: 1, ModTime: utc(2024, 3, 20, 10, 0)},
+		want: []stage.Entry{
+			{Name: "skew", Type: stage.File, Size: 1, ModTime: utc(2025, 3, 12, 10, 0)},
+			{Name: "old", Type: stage.File, Size: 1, ModTime: utc(2024, 3, 20, 10, 0)},
 		},
 	},
 	{
 		name: "29 February goes back to a leap year",
 		body: "-rw-r--r-- 1 ftp ftp 1 Feb 29 12:00 leap\n",
-		want: []Entry{{Name: "leap", Type: File, Size: 1, ModTime: utc(2024, 2, 29, 12, 0)}},
+		want: []stage.Entry{{Name: "leap", Type: stage.File, Size: 1, ModTime: utc(2024, 2, 29, 12, 0)}},
 	},
 	{
 		name: "now in another zone is read as UTC",
 		now:  time.Date(2025, time.January, 1, 1, 0, 0, 0, time.FixedZone("CET", 3600)),
 		body: "-rw-r--r-- 1 ftp ftp 1 Dec 31 23:30 a\n",
-		want: []Entry{{Name: "a", Type: File, Size: 1, ModTime: utc(2024, 12, 31, 23, 30)}},
+		want: []stage.Entry{{Name: "a", Type: stage.File, Size: 1, ModTime: utc(2024, 12, 31, 23, 30)}},
 	},
 	{
 		name: "IIS",
@@ -213,13 +215,13 @@ var listCases = []listCase{
 			"12-31-99  12:00AM                 1 midnight\r\n" +
 			"01-02-70  12:30PM                 2 noon\r\n" +
 			"01-02-2025  01:00pm       <DIR>           lead\r\n",
-		want: []Entry{
-			{Name: "nested", Type: Dir, ModTime: utc(2024, 3, 3, 12, 34)},
-			{Name: "jbk802010_flt.fits", Type: File, Size: 2880, ModTime: utc(2024, 3, 3, 9, 5)},
-			{Name: "late  name", Type: File, Size: 7, ModTime: utc(2024, 3, 3, 21, 5)},
-			{Name: "midnight", Type: File, Size: 1, ModTime: utc(1999, 12, 31, 0, 0)},
-			{Name: "noon", Type: File, Size: 2, ModTime: utc(1970, 1, 2, 12, 30)},
-			{Name: "lead", Type: Dir, ModTime: utc(2025, 1, 2, 13, 0)},
+		want: []stage.Entry{
+			{Name: "nested", Type: stage.Dir, ModTime: utc(2024, 3, 3, 12, 34)},
+			{Name: "jbk802010_flt.fits", Type: stage.File, Size: 2880, ModTime: utc(2024, 3, 3, 9, 5)},
+			{Name: "late  name", Type: stage.File, Size: 7, ModTime: utc(2024, 3, 3, 21, 5)},
+			{Name: "midnight", Type: stage.File, Size: 1, ModTime: utc(1999, 12, 31, 0, 0)},
+			{Name: "noon", Type: stage.File, Size: 2, ModTime: utc(1970, 1, 2, 12, 30)},
+			{Name: "lead", Type: stage.Dir, ModTime: utc(2025, 1, 2, 13, 0)},
 		},
 	},
 	{
@@ -279,7 +281,7 @@ func TestParseListErrors(t *testing.T) {
 type mlsdCase struct {
 	name string
 	body string
-	want []Entry
+	want []stage.Entry
 	errs int
 }
 
@@ -288,21 +290,21 @@ var mlsdCases = []mlsdCase{
 		name: "file and dir",
 		body: "type=file;size=2880;modify=20240303123456;unix.mode=0644;perm=r; jbk802010_flt.fits\r\n" +
 			"type=dir;modify=20240115000000;perm=el; nested\r\n",
-		want: []Entry{
-			{Name: "jbk802010_flt.fits", Type: File, Size: 2880, ModTime: time.Date(2024, 3, 3, 12, 34, 56, 0, time.UTC)},
-			{Name: "nested", Type: Dir, ModTime: utc(2024, 1, 15, 0, 0)},
+		want: []stage.Entry{
+			{Name: "jbk802010_flt.fits", Type: stage.File, Size: 2880, ModTime: time.Date(2024, 3, 3, 12, 34, 56, 0, time.UTC)},
+			{Name: "nested", Type: stage.Dir, ModTime: utc(2024, 1, 15, 0, 0)},
 		},
 	},
 	{
 		name: "cdir, pdir and dot names are silent",
 		body: "type=cdir;modify=20240115000000; .\ntype=pdir;modify=20240115000000; ..\n" +
 			"type=cdir; /home/ftp/data\ntype=dir; .\ntype=file;size=1; a\n",
-		want: []Entry{{Name: "a", Type: File, Size: 1}},
+		want: []stage.Entry{{Name: "a", Type: stage.File, Size: 1}},
 	},
 	{
 		name: "case-insensitive facts, fraction, spaces and semicolons in name",
 		body: "Type=File;Size=5;Modify=20240303123456.789;UNIX.owner=ftp; name with ; and  spaces;\n",
-		want: []Entry{{Name: "name with ; and  spaces;", Type: File, Size: 5,
+		want: []stage.Entry{{Name: "name with ; and  spaces;", Type: stage.File, Size: 5,
 			ModTime: time.Date(2024, 3, 3, 12, 34, 56, 789e6, time.UTC)}},
 	},
 	{
@@ -310,10 +312,10 @@ var mlsdCases = []mlsdCase{
 		body: "type=OS.unix=slink:with space.fits;size=15;modify=20241102100000; latest.fits\n" +
 			"type=os.unix=SLINK:/abs/path/x.fits; abs\n" +
 			"type=OS.unix=symlink:rel/y; sym\n",
-		want: []Entry{
-			{Name: "latest.fits", Type: Link, Size: 15, ModTime: utc(2024, 11, 2, 10, 0), Target: "with space.fits"},
-			{Name: "abs", Type: Link, Target: "/abs/path/x.fits"},
-			{Name: "sym", Type: Link, Target: "rel/y"},
+		want: []stage.Entry{
+			{Name: "latest.fits", Type: stage.Link, Size: 15, ModTime: utc(2024, 11, 2, 10, 0), Target: "with space.fits"},
+			{Name: "abs", Type: stage.Link, Target: "/abs/path/x.fits"},
+			{Name: "sym", Type: stage.Link, Target: "rel/y"},
 		},
 	},
 	{
@@ -321,10 +323,10 @@ var mlsdCases = []mlsdCase{
 		body: "type=file;size=9223372036854775807; naïve 日本.fits\n" +
 			"type=file;size=1;  lead\n" +
 			"type=file;size=2; " + longName + "\n",
-		want: []Entry{
-			{Name: "naïve 日本.fits", Type: File, Size: 1<<63 - 1},
-			{Name: " lead", Type: File, Size: 1},
-			{Name: longName, Type: File, Size: 2},
+		want: []stage.Entry{
+			{Name: "naïve 日本.fits", Type: stage.File, Size: 1<<63 - 1},
+			{Name: " lead", Type: stage.File, Size: 1},
+			{Name: longName, Type: stage.File, Size: 2},
 		},
 	},
 	{
@@ -353,7 +355,7 @@ var mlsdCases = []mlsdCase{
 	{
 		name: "link without target",
 		body: "type=OS.unix=symlink; bare\ntype=OS.unix=slink:;size=15; empty\n",
-		want: []Entry{{Name: "bare", Type: Link}, {Name: "empty", Type: Link, Size: 15}},
+		want: []stage.Entry{{Name: "bare", Type: stage.Link}, {Name: "empty", Type: stage.Link, Size: 15}},
 	},
 }
 
@@ -419,7 +421,7 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-func checkEntries(t *testing.T, got, want []Entry) {
+func checkEntries(t *testing.T, got, want []stage.Entry) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("got %d entries, want %d:\n got %s\nwant %s", len(got), len(want), fmtEntries(got), fmtEntries(want))
@@ -435,7 +437,7 @@ func checkEntries(t *testing.T, got, want []Entry) {
 	}
 }
 
-func fmtEntries(es []Entry) string {
+func fmtEntries(es []stage.Entry) string {
 	var b strings.Builder
 	for _, e := range es {
 		fmt.Fprintf(&b, "{%q %v %d %s %q} ", e.Name, e.Type, e.Size, e.ModTime.Format(time.RFC3339Nano), e.Target)

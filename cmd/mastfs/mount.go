@@ -154,7 +154,7 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteClo
 		return err
 	}
 	defer extras.Close()
-	root := fs.NewRoot(lister{client}, store, opts)
+	root := fs.NewRoot(client, store, opts)
 	srv, err := fs.Mount(mountpoint, root, opts, fs.MountOptions{
 		AllowOther: m.allowOther, Debug: m.debugFUSE,
 		Source: "mastfs:" + cfg.User + "@" + cfg.Host + m.server.remoteDir,
@@ -306,26 +306,4 @@ func cmdUnmount(args []string) error {
 		return fmt.Errorf("unmount %s: %w", mp, err)
 	}
 	return nil
-}
-
-// lister adapts the FTPS client's listings to the file system's entries.
-type lister struct{ c *ftps.Client }
-
-func (l lister) List(ctx context.Context, dir string) ([]fs.Entry, error) {
-	list, err := l.c.List(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.Entry, 0, len(list))
-	for _, e := range list {
-		t := fs.File
-		switch e.Type {
-		case ftps.Dir:
-			t = fs.Dir
-		case ftps.Link:
-			t = fs.Link
-		}
-		out = append(out, fs.Entry{Name: e.Name, Type: t, Size: e.Size, ModTime: e.ModTime, Target: e.Target})
-	}
-	return out, nil
 }

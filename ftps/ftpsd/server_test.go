@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/fs/stage"
 	"mastfs/ftps"
 	"mastfs/ftps/stagegen"
 )
@@ -95,7 +96,7 @@ func TestMastfsClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]ftps.Entry{}
+			got := map[string]stage.Entry{}
 			for _, e := range list {
 				got[e.Name] = e
 			}
@@ -109,15 +110,15 @@ func TestMastfsClient(t *testing.T) {
 				case !ok:
 					t.Errorf("%s not listed", f.Path)
 				case f.IsLink():
-					if e.Type != ftps.Link || e.Target != f.Target {
+					if e.Type != stage.Link || e.Target != f.Target {
 						t.Errorf("%s: type %v target %q", f.Path, e.Type, e.Target)
 					}
 				case f.IsDir():
-					if e.Type != ftps.Dir {
+					if e.Type != stage.Dir {
 						t.Errorf("%s: type %v, want a directory", f.Path, e.Type)
 					}
 				default:
-					if e.Type != ftps.File || e.Size != f.Size || !e.ModTime.Equal(f.ModTime) {
+					if e.Type != stage.File || e.Size != f.Size || !e.ModTime.Equal(f.ModTime) {
 						t.Errorf("%s: %+v, want size %d mtime %v", f.Path, e, f.Size, f.ModTime)
 					}
 				}
@@ -311,7 +312,7 @@ func TestListFormats(t *testing.T) {
 		t.Fatalf("%d entries, parsed %d (LIST) and %d (MLSD)", len(entries), len(fromList), len(fromMLSD))
 	}
 	for i, e := range entries {
-		for _, got := range []ftps.Entry{fromList[i], fromMLSD[i]} {
+		for _, got := range []stage.Entry{fromList[i], fromMLSD[i]} {
 			if got.Name != e.name || got.Target != e.target || (!e.info.IsDir() && e.target == "" && got.Size != e.info.Size()) {
 				t.Errorf("%s: parsed %+v", e.name, got)
 			}

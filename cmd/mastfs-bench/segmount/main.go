@@ -9,7 +9,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -96,7 +95,7 @@ func run(args []string) error {
 	defer store.Close()
 
 	opts := fs.Options{RemoteDir: *remoteDir, Logger: log, UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
-	srv, err := fs.Mount(mountpoint, fs.NewRoot(lister{client}, store, opts), opts,
+	srv, err := fs.Mount(mountpoint, fs.NewRoot(client, store, opts), opts,
 		fs.MountOptions{Source: "segmount:" + *host + *remoteDir})
 	if err != nil {
 		return err
@@ -112,28 +111,6 @@ func run(args []string) error {
 	}()
 	srv.Wait()
 	return nil
-}
-
-// lister gives the file system the client's listings.
-type lister struct{ c *ftps.Client }
-
-func (l lister) List(ctx context.Context, dir string) ([]fs.Entry, error) {
-	list, err := l.c.List(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.Entry, 0, len(list))
-	for _, e := range list {
-		t := fs.File
-		switch e.Type {
-		case ftps.Dir:
-			t = fs.Dir
-		case ftps.Link:
-			t = fs.Link
-		}
-		out = append(out, fs.Entry{Name: e.Name, Type: t, Size: e.Size, ModTime: e.ModTime, Target: e.Target})
-	}
-	return out, nil
 }
 
 // parseSize reads 4GiB, 500MiB or a plain byte count.
