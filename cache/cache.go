@@ -34,9 +34,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mastfs/cache/chunkstore"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -49,11 +52,7 @@ type Remote interface {
 }
 
 // Key names one version of a remote file, as the directory listing gave it.
-type Key struct {
-	Path    string
-	Size    int64
-	ModTime time.Time
-}
+type Key = chunkstore.Key
 
 // Config sets up a Cache. Zero fields take their defaults.
 type Config struct {
@@ -89,7 +88,7 @@ var (
 	// ErrClosed is returned by calls on a closed Cache.
 	ErrClosed = errors.New("cache closed")
 	// ErrCorrupt means a stored record failed its checks; it has been removed.
-	ErrCorrupt = errors.New("cache record corrupt")
+	ErrCorrupt = chunkstore.ErrCorrupt
 )
 
 // Stats is a snapshot of the cache's counters.
@@ -379,6 +378,23 @@ func (c *Cache) PutRecord(kind, name string, data []byte) error {
 // gives ErrCorrupt.
 func (c *Cache) GetRecord(kind, name string) ([]byte, error) {
 	return c.store.GetRecord(kind, name)
+}
+
+// Backing returns the data file that holds file k in the cache, open
+// read-only, when every chunk of k is cached and has passed its crc check
+// since Open (those not yet checked are checked now), for the kernel to
+// read from directly. Until release is called, eviction leaves the file
+// whole, and it counts against the bound. release closes f. ok is false
+// when k is not wholly cached, or the cache is closed.
+func (c *Cache) Backing(k Key) (f *os.File, release func(), ok bool) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, nil, false
+	}
+	c.store.Use(k)
+	return c.store.Backing(k)
 }
 
 // Stats returns the cache's counters.
