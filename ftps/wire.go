@@ -1,16 +1,53 @@
+// The wire: what this client says to a server beyond jlaffaye/ftp.
+//
+// jlaffaye/ftp speaks FTP for this client; this file holds everything the
+// client sends or reads around it, so that what goes on the wire is
+// written down in one place. In the order a connection meets them:
+//
+//  1. AUTH TLS (explicit TLS). The dial function reads the greeting, sends
+//     AUTH TLS and starts TLS itself, then replays the greeting to the
+//     library, so that the library's commands pass through ctl in clear
+//     text. The library is told the socket is TLS already (DialWithTLS),
+//     which makes it send PBSZ 0 and PROT P after login.
+//  2. EPSV ahead. A connection going back to the pool sends an EPSV of its
+//     own and connects the data socket to the announced port, starting its
+//     TLS handshake (the ClientHello waits in the server's socket). The
+//     library's next EPSV is answered from the kept 229 without a round
+//     trip, and its dial is handed the socket already made. A transfer then
+//     costs the command's round trip and the handshake's rest, instead of
+//     three round trips more.
+//  3. REST with its transfer command. The library waits for REST's 350
+//     before sending RETR: a round trip for nothing, since servers accept
+//     the offset. REST is held back and written with RETR in one write;
+//     the library reads a made-up 350, and the real reply is checked when
+//     it comes. A server that refuses it gets REST on its own from then on.
+//  4. Raw listing capture. Listing bytes are copied aside from the data
+//     connection and parsed by this package; the library is handed one
+//     blank line per read, so its own line limit and parser never fail a
+//     listing.
+//
+// TestWireSequence pins the commands on the wire for a login, a listing
+// and a ranged read: an upgrade of the library that changes its order
+// fails it.
+
 package ftps
 
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jlaffaye/ftp"
 )
 
 // A transfer costs round trips before its first byte: EPSV, the data
@@ -276,4 +313,141 @@ func epsvPort(msg string) (string, error) {
 		return "", fmt.Errorf("EPSV reply %q: port", msg)
 	}
 	return f[3], nil
+}
+
+// authTLS reads the server's greeting on a new control connection and
+// asks for TLS (explicit TLS, RFC 4217). It returns the greeting, for the
+// FTP library to read as if it came over TLS.
+func authTLS(raw net.Conn) ([]byte, error) {
+	r := bufio.NewReader(raw)
+	tp := textproto.NewReader(r)
+	code, msg, err := tp.ReadResponse(ftp.StatusReady)
+	if err != nil {
+		return nil, err // a *textproto.Error for 421 and the like
+	}
+	greeting := []byte(fmt.Sprintf("%d %s\r\n", code, strings.ReplaceAll(msg, "\n", " ")))
+	if _, err := raw.Write([]byte("AUTH TLS\r\n")); err != nil {
+		return nil, err
+	}
+	if _, _, err := tp.ReadResponse(ftp.StatusAuthOK); err != nil {
+		return nil, fmt.Errorf("AUTH TLS: %w", err)
+	}
+	if r.Buffered() > 0 {
+		return nil, errors.New("AUTH TLS: the server sent more than its reply")
+	}
+	return greeting, nil
+}
+
+// dialData opens a data connection to port on the control connection's
+// peer. Its TLS handshake starts at once, in the background; with now
+// false (a connection made ahead) it has no deadline until start.
+func (cn *conn) dialData(port string, now bool) (*dataConn, error) {
+	c := cn.client
+	if _, err := strconv.Atoi(port); err != nil {
+		return nil, fmt.Errorf("data port %q: %w", port, err)
+	}
+	cn.mu.Lock()
+	peer := cn.peer
+	cn.mu.Unlock()
+	target := net.JoinHostPort(peer, port)
+	d := net.Dialer{Timeout: c.cfg.Timeout, KeepAlive: 15 * time.Second}
+	dctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	raw, err := d.DialContext(dctx, "tcp", target)
+	if err != nil {
+		return nil, fmt.Errorf("data connection to %s: %w", target, err)
+	}
+	c.stats.dataConns.Add(1)
+	dc := &dataConn{Conn: raw, raw: raw, owner: cn, timeout: c.cfg.Timeout}
+	if now {
+		dc.start(c.cfg.Timeout)
+	}
+	if cn.tls != nil {
+		// Servers start TLS on a data socket only once the transfer command
+		// has come, so waiting for the handshake here would wait for ever
+		// (and waiting for it at the first read, as the FTP library does,
+		// costs a round trip after the command's reply). Started now, in the
+		// background, the ClientHello waits in the server's socket and the
+		// handshake overlaps the command's round trip. The first read joins
+		// it. The deadline bounds a server that never answers it.
+		cfg := cn.tls
+		if kx := keyExchangesFrom(tls.CurveID(c.curve.Load())); kx != nil && !slices.Equal(kx, cfg.CurvePreferences) {
+			cfg = cfg.Clone() // the session cache stays shared: it is an interface
+			cfg.CurvePreferences = kx
+		}
+		tc := tls.Client(raw, cfg)
+		go func() {
+			if tc.Handshake() == nil {
+				_ = raw.SetWriteDeadline(time.Time{})
+				c.noteKeyExchange(tc.ConnectionState())
+			}
+		}()
+		dc.Conn = tc
+	}
+	return dc, nil
+}
+
+// dataConn bounds each read by a deadline, so a stalled server cannot hang a
+// reader, and copies listing bytes aside when its control connection asks.
+type dataConn struct {
+	net.Conn
+	raw     net.Conn // the TCP socket under TLS
+	owner   *conn
+	timeout time.Duration
+	noted   bool // the TLS version was recorded
+}
+
+// start bounds the data connection's handshake and writes from now on; its
+// reads get a deadline each.
+func (d *dataConn) start(timeout time.Duration) {
+	_ = d.raw.SetDeadline(time.Now().Add(timeout))
+}
+
+func (d *dataConn) Read(p []byte) (int, error) {
+	_ = d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	n, err := d.Conn.Read(p)
+	if n > 0 && !d.noted {
+		d.noted = true
+		if v := d.tlsVersion(); v != 0 {
+			d.owner.client.stats.tlsVersion.Store(uint32(v))
+		}
+	}
+	if n > 0 {
+		d.owner.mu.Lock()
+		capture := d.owner.capture
+		over := false
+		if capture != nil {
+			capture.Write(p[:n])
+			over = capture.Len() > maxListing
+			// Listings are parsed from the capture. The FTP library is
+			// handed one blank line per read, shorter than its own line
+			// limit (64 KiB): a long line cannot fail a listing, and the
+			// library's parsing costs next to nothing.
+			for i := range p[:n-1] {
+				p[i] = ' '
+			}
+			p[n-1] = '\n'
+		}
+		d.owner.mu.Unlock()
+		d.owner.client.stats.bytesRead.Add(int64(n))
+		if over {
+			return n, errListingTooLarge
+		}
+	}
+	return n, err
+}
+
+// maxListing bounds the bytes of one directory listing: over half a
+// million entries, far beyond any stage, and short of what a listing
+// without end from a broken server would cost in memory.
+const maxListing = 64 << 20
+
+var errListingTooLarge = fmt.Errorf("listing longer than %d MiB: refused", maxListing>>20)
+
+// tlsVersion is the protocol a data connection negotiated, or 0.
+func (d *dataConn) tlsVersion() uint16 {
+	if tc, ok := d.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState().Version
+	}
+	return 0
 }
