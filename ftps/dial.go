@@ -19,19 +19,58 @@ import (
 type conn struct {
 	id      int64
 	sc      *ftp.ServerConn
-	tls     *tls.Config // with this connection's own session cache
+	tls     *tls.Config   // with this connection's own session cache
+	tickets *sessionCache // that cache: did the server hand out a session to resume?
 	client  *Client
 	created time.Time
 
-	mu        sync.Mutex // guards control, ctl, peer, capture, lastUsed, lastPing, ready, tookReady
-	control   net.Conn   // the TCP (or TLS) socket under the control channel, for deadlines
-	ctl       *ctl       // the control channel as the FTP library reads and writes it
-	peer      string     // the control connection's remote IP: data connections go there
+	mu        sync.Mutex          // guards control, ctl, peer, state, capture, lastUsed, lastPing, ready, tookReady, data
+	control   net.Conn            // the TCP (or TLS) socket under the control channel, for deadlines
+	ctl       *ctl                // the control channel as the FTP library reads and writes it
+	peer      string              // the control connection's remote IP: data connections go there
+	state     tls.ConnectionState // of the control connection's handshake; zero for plain FTP
 	capture   *bytes.Buffer
 	lastUsed  time.Time
 	lastPing  time.Time
-	ready     *ready // a data connection made ahead (ready.go)
-	tookReady bool   // the operation in progress uses a data connection made ahead
+	ready     *ready    // a data connection made ahead (wire.go)
+	tookReady bool      // the operation in progress uses a data connection made ahead
+	data      *dataConn // the data connection of the operation in progress, if any
+}
+
+// negotiated is the TLS version the control connection negotiated, or 0.
+func (cn *conn) negotiated() uint16 {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.state.Version
+}
+
+// dataAhead waits for the handshake of the transfer's data connection, if
+// it began ahead of the command (wire.go): a server that dropped it is
+// found before a stream is handed out, and the read tried again at once.
+func (cn *conn) dataAhead() error {
+	cn.mu.Lock()
+	dc := cn.data
+	cn.mu.Unlock()
+	if dc == nil {
+		return nil
+	}
+	return dc.ahead()
+}
+
+// dialStep is a stage of opening a control connection, as Check reports them.
+type dialStep int
+
+const (
+	stepTCP   dialStep = iota // the TCP connection is made
+	stepTLS                   // the control connection's TLS handshake is done
+	stepLogin                 // logged in, with PBSZ and PROT set
+)
+
+// step tells Check, when it watches, that cn got through s.
+func (c *Client) step(s dialStep, cn *conn) {
+	if c.onStep != nil {
+		c.onStep(s, cn)
+	}
 }
 
 // deadline bounds the next control-channel exchange.
@@ -55,7 +94,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	cfg := c.cfg
 	cn := &conn{id: c.nextID.Add(1), client: c, created: time.Now()}
 	if cfg.TLS != Plaintext {
-		cn.tls = c.tlsConfig()
+		cn.tls, cn.tickets = c.tlsConfig()
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -90,6 +129,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("login as %s at %s: %w", cfg.User, cfg.Host, classify(err))
 	}
 	cn.lastUsed = time.Now()
+	c.step(stepLogin, cn)
 	c.stats.dials.Add(1)
 	c.log.Debug("connected", "conn", cn.id, "host", cfg.Host, "user", cfg.User)
 	return cn, nil
@@ -129,6 +169,10 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 		if tcp, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
 			peer = tcp.IP.String()
 		}
+		cn.mu.Lock()
+		cn.peer = peer
+		cn.mu.Unlock()
+		c.step(stepTCP, cn)
 		// The greeting, AUTH TLS and the handshake that follow get a
 		// deadline too: a server that accepts and then says nothing must
 		// not hold the dial for ever. Login sets the next one.
@@ -154,6 +198,10 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 				return nil, fmt.Errorf("TLS handshake: %w", err)
 			}
 			c.noteKeyExchange(tc.ConnectionState())
+			cn.mu.Lock()
+			cn.state = tc.ConnectionState()
+			cn.mu.Unlock()
+			c.step(stepTLS, cn)
 			sock = tc
 		}
 		ch.Conn = sock
@@ -167,12 +215,14 @@ func (cn *conn) dialSocket(ctx context.Context, network, addr string) (net.Conn,
 	if err != nil {
 		return nil, fmt.Errorf("data address %q: %w", addr, err)
 	}
-	if dc := cn.takeReady(port); dc != nil {
-		return dc, nil
+	dc := cn.takeReady(port)
+	if dc == nil {
+		if dc, err = cn.dialData(port, true); err != nil {
+			return nil, err
+		}
 	}
-	dc, err := cn.dialData(port, true)
-	if err != nil {
-		return nil, err
-	}
+	cn.mu.Lock()
+	cn.data = dc
+	cn.mu.Unlock()
 	return dc, nil
 }

@@ -39,12 +39,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jlaffaye/ftp"
@@ -261,7 +263,9 @@ func (cn *conn) takeReady(port string) *dataConn {
 	if r == nil {
 		return nil
 	}
-	if r.port != port {
+	if r.port != port || (r.dc.hs != nil && cn.client.lateTLS.Load()) {
+		// Another listener, or one made before handshakes ahead were
+		// turned off: the server has dropped it, or will.
 		r.dc.Close()
 		return nil
 	}
@@ -376,13 +380,20 @@ func (cn *conn) dialData(port string, now bool) (*dataConn, error) {
 			cfg.CurvePreferences = kx
 		}
 		tc := tls.Client(raw, cfg)
-		go func() {
-			if tc.Handshake() == nil {
-				_ = raw.SetWriteDeadline(time.Time{})
-				c.noteKeyExchange(tc.ConnectionState())
-			}
-		}()
 		dc.Conn = tc
+		if !c.lateTLS.Load() {
+			dc.hs = make(chan struct{})
+			go func() {
+				defer close(dc.hs)
+				dc.hsErr = tc.Handshake()
+				if dc.hsErr == nil {
+					_ = raw.SetWriteDeadline(time.Time{})
+					c.noteKeyExchange(tc.ConnectionState())
+				}
+			}()
+		}
+		// Otherwise the connection stays silent until the first read,
+		// which comes after the transfer command's reply (item 5).
 	}
 	return dc, nil
 }
@@ -395,6 +406,54 @@ type dataConn struct {
 	owner   *conn
 	timeout time.Duration
 	noted   bool // the TLS version was recorded
+
+	hs    chan struct{} // closed when a handshake started ahead ends; nil: none was
+	hsErr error         // that handshake's result, once hs is closed
+}
+
+// handshakeWait bounds the wait for a data connection's TLS handshake once
+// the transfer command is answered: the server is then meant to answer
+// it at once, and one that does not must not hold a reader for the whole
+// timeout.
+const handshakeWait = 10 * time.Second
+
+// ahead waits for the TLS handshake started ahead of the transfer command,
+// if any. A server that dropped or ignored a data connection that spoke
+// first (pyftpdlib closes one that is readable before its command, then
+// waits for another) turns early handshakes off: the error asks for the
+// operation to be tried again at once, and the control connection, whose
+// server waits for a connection that will not come, is cut.
+func (d *dataConn) ahead() error {
+	if d.hs == nil {
+		return nil
+	}
+	select {
+	case <-d.hs:
+	default:
+		_ = d.raw.SetDeadline(time.Now().Add(min(d.timeout, handshakeWait)))
+		<-d.hs
+	}
+	err := d.hsErr
+	d.hs = nil
+	if err == nil || !silentDrop(err) {
+		return err
+	}
+	c := d.owner.client
+	if !c.lateTLS.Swap(true) {
+		c.log.Info("server dropped a data connection whose TLS handshake began before the transfer command; "+
+			"data connections stay silent until the command from now on", "err", err)
+	}
+	d.owner.deadline(0) // its reply will not come: whoever reads it fails at once
+	d.Close()
+	return fmt.Errorf("data connection: %w (%w)", errStaleConn, err)
+}
+
+// silentDrop reports whether a handshake failed without a word of TLS from
+// the server: a reset, an end of stream or a time-out.
+func silentDrop(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // start bounds the data connection's handshake and writes from now on; its
@@ -404,6 +463,9 @@ func (d *dataConn) start(timeout time.Duration) {
 }
 
 func (d *dataConn) Read(p []byte) (int, error) {
+	if err := d.ahead(); err != nil {
+		return 0, err
+	}
 	_ = d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
 	n, err := d.Conn.Read(p)
 	if n > 0 && !d.noted {
