@@ -21,6 +21,11 @@
 //     the offset. REST is held back and written with RETR in one write;
 //     the library reads a made-up 350, and the real reply is checked when
 //     it comes. A server that refuses it gets REST on its own from then on.
+//     A server may drop a data connection that speaks before the transfer
+//     command (pyftpdlib closes one that is readable early, then waits for
+//     another): after the first such drop the TCP connection is still
+//     made ahead, but TLS starts only once the command is answered, as
+//     curl's does, and the operation is tried again at once.
 //  4. Raw listing capture. Listing bytes are copied aside from the data
 //     connection and parsed by this package; the library is handed one
 //     blank line per read, so its own line limit and parser never fail a
@@ -393,7 +398,7 @@ func (cn *conn) dialData(port string, now bool) (*dataConn, error) {
 			}()
 		}
 		// Otherwise the connection stays silent until the first read,
-		// which comes after the transfer command's reply (item 5).
+		// which comes after the transfer command's reply (item 2 above).
 	}
 	return dc, nil
 }
