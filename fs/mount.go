@@ -3,7 +3,6 @@ package fs
 import (
 	"fmt"
 	"os"
-	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -49,11 +48,14 @@ func Mount(dir string, root gofs.InodeEmbedder, o Options, mo MountOptions) (*fu
 		},
 	}
 	if direct {
-		opts.MountOptions.DirectMountFlags = syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV
+		opts.MountOptions.DirectMountFlags = directMountFlags
 	}
 	srv, err := gofs.Mount(dir, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if r, ok := root.(*Root); ok {
+		r.t.pt.srv.Store(srv) // a backingRegistrar on Linux
 	}
 	return srv, nil
 }
