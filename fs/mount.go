@@ -17,6 +17,9 @@ type MountOptions struct {
 
 // Mount mounts root read-only at dir and returns once the kernel has it.
 // As root it mounts with mount(2) directly; otherwise through fusermount3.
+// o must be the Options root was made with. Passthrough needs nothing else
+// from the caller: a *Root mounted here asks the kernel for it (which
+// takes CAP_SYS_ADMIN and Linux 6.9) and falls back on its own.
 func Mount(dir string, root gofs.InodeEmbedder, o Options, mo MountOptions) (*fuse.Server, error) {
 	o = o.withDefaults()
 	src := mo.Source
@@ -46,6 +49,12 @@ func Mount(dir string, root gofs.InodeEmbedder, o Options, mo MountOptions) (*fu
 			// Kernel requests arrive in parallel; the cache orders them.
 			MaxBackground: 64,
 		},
+	}
+	if o.Passthrough && !o.ForceNoPassthrough {
+		// Cache files on a stacked file system (overlayfs, as in many
+		// containers) are one level down: allow it, at the price that
+		// this mount cannot itself be a layer of an overlay.
+		opts.MountOptions.MaxStackDepth = 2
 	}
 	if direct {
 		opts.MountOptions.DirectMountFlags = directMountFlags

@@ -90,6 +90,12 @@ func (p *passthrough) usable(f *os.File) bool {
 	return true
 }
 
+func (p *passthrough) refused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state == ptRefused
+}
+
 // ReadPath says which path wholly cached files are read by: PathPassthrough
 // once the kernel has taken a backing file, PathFUSE otherwise.
 func (r *Root) ReadPath() string {
@@ -110,7 +116,7 @@ func (r *Root) PassthroughOpens() int64 { return r.t.pt.opens.Load() }
 // one kind are open, a new open takes the same kind. Called with f.mu held.
 func (f *fileNode) openThrough() gofs.FileHandle {
 	pt := &f.t.pt
-	if pt.backer == nil || f.normal > 0 {
+	if pt.refused() || f.normal > 0 {
 		return nil
 	}
 	file, release, ok := pt.backer.Backing(f.key())
