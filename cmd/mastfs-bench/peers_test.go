@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 )
 
@@ -171,7 +171,7 @@ func (e *place) mount(p *peer, tag string) (*mount, error) {
 	}
 	go func() { m.done <- m.cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
-	for !mounted(m.dir) {
+	for !mountinfo.Mounted(m.dir) {
 		select {
 		case err := <-m.done:
 			m.done <- err
@@ -235,7 +235,7 @@ func (m *mount) unmount() error {
 		case <-time.After(5 * time.Second):
 		}
 	}
-	if mounted(m.dir) {
+	if mountinfo.Mounted(m.dir) {
 		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
 		if err == nil {
 			err = errors.New(m.p.name + " left its mount behind; detached")
@@ -247,24 +247,7 @@ func (m *mount) unmount() error {
 
 func (m *mount) cleanup() {
 	_ = os.RemoveAll(filepath.Join(m.base, "cache"))
-	if !mounted(m.dir) {
+	if !mountinfo.Mounted(m.dir) {
 		_ = os.Remove(m.dir)
 	}
-}
-
-// mounted reports whether dir is a mount point in /proc/self/mountinfo.
-func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	return false
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"mastfs/cache"
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps"
 )
 
@@ -166,7 +167,7 @@ func cmdCacheClear(args []string) error {
 // mountsUsing names the running mounts whose cache is dir, as far as their
 // control sockets say.
 func mountsUsing(dir string) []string {
-	mounts, err := mastfsMounts()
+	mounts, err := mountinfo.OfType(fuseType)
 	if err != nil {
 		return nil
 	}

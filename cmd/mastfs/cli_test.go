@@ -49,21 +49,6 @@ func TestRenderBar(t *testing.T) {
 	}
 }
 
-func TestParseMountInfo(t *testing.T) {
-	line := `1042 29 0:87 / /tmp/my\040stage rw,nosuid,nodev,relatime shared:600 - fuse.mastfs mastfs:anonymous@archive.stsci.edu/anonymous/a1 ro,user_id=0,group_id=0`
-	got, ok := parseMountInfo(line)
-	want := mountEntry{Point: "/tmp/my stage", Type: "fuse.mastfs", Source: "mastfs:anonymous@archive.stsci.edu/anonymous/a1"}
-	if !ok || got != want {
-		t.Fatalf("parseMountInfo = %+v, %v; want %+v", got, ok, want)
-	}
-	mounts := []mountEntry{{Point: "/tmp/a"}, {Point: "/tmp/a/b"}, {Point: "/"}}
-	for p, want := range map[string]string{"/tmp/a/b/c": "/tmp/a/b", "/tmp/a/bc": "/tmp/a", "/tmp/a": "/tmp/a", "/x": "/"} {
-		if m, ok := mountOf(mounts, p); !ok || m.Point != want {
-			t.Errorf("mountOf(%s) = %q, want %q", p, m.Point, want)
-		}
-	}
-}
-
 func TestMountHelperArgs(t *testing.T) {
 	for args, want := range map[string]bool{
 		"archive.stsci.edu/anonymous/a1 /mnt/mast -o rw,dev": true,

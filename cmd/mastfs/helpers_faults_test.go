@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/ftpstest/netproxy"
 	"mastfs/ftps/stagegen"
@@ -53,7 +54,7 @@ func (m *mount) remount(t *testing.T, host string, port int, caFile string, extr
 	m2.start(t, "", m2.args(host, port, caFile, extra...))
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		_, err := os.Stat(m2.dir)
-		if err == nil && mounted(m2.dir) {
+		if err == nil && mountinfo.Mounted(m2.dir) {
 			return m2
 		}
 		if time.Now().After(deadline) || !m2.alive() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 )
 
@@ -117,7 +117,7 @@ func (m *mount) startWith(t *testing.T, stdin string, args []string, attr *sysca
 	go func() { m.done <- m.cmd.Wait() }()
 	t.Cleanup(func() { m.stop(t) })
 	deadline := time.Now().Add(30 * time.Second)
-	for !mounted(m.dir) {
+	for !mountinfo.Mounted(m.dir) {
 		select {
 		case err := <-m.done:
 			m.done <- err
@@ -145,7 +145,7 @@ func (m *mount) stop(t *testing.T) error {
 		_ = m.cmd.Process.Kill()
 		err = errors.New("mastfs did not exit within 15s of SIGTERM")
 	}
-	if mounted(m.dir) {
+	if mountinfo.Mounted(m.dir) {
 		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
 		if err == nil {
 			err = errors.New("still mounted after mastfs exited")
@@ -159,23 +159,6 @@ func (m *mount) log(t *testing.T) string {
 	b, _ := os.ReadFile(m.logFile)
 	o, _ := os.ReadFile(m.logFile + ".out")
 	return string(b) + string(o)
-}
-
-// mounted reports whether dir is a mount point in /proc/self/mountinfo.
-func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	return false
 }
 
 func sha(t *testing.T, p string) string {

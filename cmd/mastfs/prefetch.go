@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/cmd/mastfs/internal/status"
 )
 
@@ -47,7 +48,7 @@ func cmdPrefetch(args []string) error {
 	if *jobs < 1 {
 		return usageError{"-j: want 1 or more"}
 	}
-	mounts, err := mastfsMounts()
+	mounts, err := mountinfo.OfType(fuseType)
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func cmdPrefetch(args []string) error {
 	before := map[string]status.Report{}
 	for _, f := range files {
 		if _, ok := before[f.mount]; !ok {
-			if r, err := mountStatus(mountEntry{Point: f.mount}); err == nil {
+			if r, err := mountStatus(mountinfo.Mount{Point: f.mount}); err == nil {
 				before[f.mount] = r
 			}
 		}
@@ -124,7 +125,7 @@ func cmdPrefetch(args []string) error {
 	var fetched int64
 	answered := 0
 	for mp, b := range before {
-		if a, err := mountStatus(mountEntry{Point: mp}); err == nil {
+		if a, err := mountStatus(mountinfo.Mount{Point: mp}); err == nil {
 			fetched += a.Cache.BytesFetched - b.Cache.BytesFetched
 			answered++
 		}
@@ -150,7 +151,7 @@ func cmdPrefetch(args []string) error {
 
 // prefetchList walks the paths and returns the regular files under them,
 // each once, with their total size. Every path must be in a mastfs mount.
-func prefetchList(mounts []mountEntry, paths []string) ([]prefetchFile, int64, error) {
+func prefetchList(mounts []mountinfo.Mount, paths []string) ([]prefetchFile, int64, error) {
 	var files []prefetchFile
 	var total int64
 	seen := map[string]bool{}
@@ -162,11 +163,11 @@ func prefetchList(mounts []mountEntry, paths []string) ([]prefetchFile, int64, e
 		}
 	}
 	for _, arg := range paths {
-		abs, err := resolvePath(arg)
+		abs, err := mountinfo.Resolve(arg)
 		if err != nil {
 			return nil, 0, err
 		}
-		m, ok := mountOf(mounts, abs)
+		m, ok := mountinfo.Holding(mounts, abs)
 		if !ok {
 			return nil, 0, fmt.Errorf("%s: %w; prefetch reads through a mount: mount the stage first, "+
 				"and see mastfs status for the mounts there are", abs, errNotMastfs)

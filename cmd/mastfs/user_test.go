@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
@@ -95,7 +96,7 @@ func TestMountAsOrdinaryUser(t *testing.T) {
 	if err := m.stop(t); err != nil {
 		t.Fatalf("stop: %v\n%s", err, m.log(t))
 	}
-	if mounted(mnt) {
+	if mountinfo.Mounted(mnt) {
 		t.Error("still mounted after SIGTERM")
 	}
 }
