@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mastfs/cache"
+	"mastfs/cmd/mastfs/internal/daemon"
 	"mastfs/fs"
 	"mastfs/ftps"
 )
@@ -69,22 +70,17 @@ func cmdMount(args []string) error {
 	}
 	defer closeLog.Close()
 
-	if m.daemon && os.Getenv(daemonEnv) == "" {
-		return daemonize(&m, args, log)
+	if m.daemon && !daemon.IsChild() {
+		return background(&m, args, log)
 	}
-	pipe := daemonReady() // nil unless we are the detached child
+	pipe := daemon.ReadyPipe() // nil unless we are the detached child
 	var ready func()
 	if pipe != nil {
-		ready = func() {
-			fmt.Fprintln(pipe, "ok")
-			pipe.Close()
-			pipe = nil
-		}
+		ready = pipe.Mounted
 	}
 	err = serve(&m, mountpoint, log, os.Stdin, ready)
 	if err != nil && pipe != nil {
-		fmt.Fprintf(pipe, "%v\n", err)
-		pipe.Close()
+		pipe.Failed(err)
 	}
 	return err
 }

@@ -67,43 +67,76 @@ type mount struct {
 	logFile  string
 	cmd      *exec.Cmd
 	done     chan error
+	spec     mountSpec // how it was started
+}
+
+// mountSpec says how a test mounts: the server, and what differs from a
+// fresh mount with a mount point, cache and log of its own.
+type mountSpec struct {
+	host     string
+	port     int
+	caFile   string // "" to trust the system roots
+	implicit bool   // implicit TLS
+	args     []string
+
+	dir, cacheDir, logFile string               // default: new ones in a temporary directory
+	stdin                  string               // the process's standard input
+	bin                    string               // default: the binary built for these tests
+	attr                   *syscall.SysProcAttr // e.g. the credentials of another user
+}
+
+// serverSpec is a fresh mount of s with args.
+func serverSpec(s *ftpstest.Server, args ...string) mountSpec {
+	return mountSpec{host: s.Host, port: s.Port, caFile: s.CAFile, implicit: s.Implicit, args: args}
 }
 
 // startMount runs mastfs mount against s and waits until the kernel has
 // the mount. It is unmounted when the test ends, even on failure.
 func startMount(t *testing.T, s *ftpstest.Server, stdin string, args ...string) *mount {
 	t.Helper()
+	sp := serverSpec(s, args...)
+	sp.stdin = stdin
+	return startMastfs(t, sp)
+}
+
+// startMastfs is how every test starts a mount: it runs mastfs mount as sp
+// says and waits until the kernel has the mount. It is unmounted when the
+// test ends, even on failure.
+func startMastfs(t *testing.T, sp mountSpec) *mount {
+	t.Helper()
 	requireFUSE(t)
-	base := t.TempDir()
-	m := &mount{
-		dir:      filepath.Join(base, "mnt"),
-		cacheDir: filepath.Join(base, "cache"),
-		logFile:  filepath.Join(base, "mastfs.log"),
-		done:     make(chan error, 1),
+	if sp.dir == "" || sp.cacheDir == "" || sp.logFile == "" {
+		base := t.TempDir()
+		if sp.dir == "" {
+			sp.dir = filepath.Join(base, "mnt")
+			if err := os.Mkdir(sp.dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sp.cacheDir == "" {
+			sp.cacheDir = filepath.Join(base, "cache")
+		}
+		if sp.logFile == "" {
+			sp.logFile = filepath.Join(base, "mastfs.log")
+		}
 	}
-	if err := os.Mkdir(m.dir, 0o755); err != nil {
-		t.Fatal(err)
+	if sp.bin == "" {
+		sp.bin = binary
 	}
-	all := []string{"mount", "--host", s.Host, "--port", fmt.Sprint(s.Port), "--ca-file", s.CAFile,
-		"--cache-dir", m.cacheDir, "--log-file", m.logFile, "-v"}
-	if s.Implicit {
-		all = append(all, "--tls", "implicit")
+	m := &mount{dir: sp.dir, cacheDir: sp.cacheDir, logFile: sp.logFile, spec: sp}
+	args := []string{"mount", "--host", sp.host, "--port", strconv.Itoa(sp.port),
+		"--cache-dir", sp.cacheDir, "--log-file", sp.logFile, "-v"}
+	if sp.caFile != "" {
+		args = append(args, "--ca-file", sp.caFile)
 	}
-	all = append(all, args...)
-	return m.start(t, stdin, append(all, m.dir))
-}
+	if sp.implicit {
+		args = append(args, "--tls", "implicit")
+	}
+	args = append(append(args, sp.args...), sp.dir)
 
-func (m *mount) start(t *testing.T, stdin string, args []string) *mount {
-	t.Helper()
-	return m.startWith(t, stdin, args, nil)
-}
-
-// startWith starts the mount process, with credentials when attr says.
-func (m *mount) startWith(t *testing.T, stdin string, args []string, attr *syscall.SysProcAttr) *mount {
-	t.Helper()
-	m.cmd = exec.Command(binary, args...)
-	m.cmd.SysProcAttr = attr
-	m.cmd.Stdin = strings.NewReader(stdin)
+	m.cmd = exec.Command(sp.bin, args...)
+	m.cmd.SysProcAttr = sp.attr
+	m.cmd.Stdin = strings.NewReader(sp.stdin)
 	out, err := os.Create(m.logFile + ".out")
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +162,26 @@ func (m *mount) startWith(t *testing.T, stdin string, args []string, attr *sysca
 		}
 	}
 	return m
+}
+
+// remount starts mastfs again on the same server, mount point, cache and
+// log, with args instead of the first mount's, and waits until the new
+// mount answers: a dead one left on the mount point is in the mount table
+// too.
+func (m *mount) remount(t *testing.T, args ...string) *mount {
+	t.Helper()
+	sp := m.spec
+	sp.args, sp.stdin = args, ""
+	m2 := startMastfs(t, sp)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := os.Stat(m2.dir)
+		if err == nil && mountinfo.Mounted(m2.dir) {
+			return m2
+		}
+		if time.Now().After(deadline) || !m2.alive() {
+			t.Fatalf("remount on %s: %v\n%s", m2.dir, err, m2.log(t))
+		}
+	}
 }
 
 // stop unmounts with SIGTERM, as a user's Ctrl-C would, and makes sure.
@@ -212,6 +265,6 @@ func walkMount(t *testing.T, dir string) map[string]iofs.FileInfo {
 	return got
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"mastfs/cmd/internal/human"
 	"mastfs/cmd/internal/mountinfo"
 	"mastfs/cmd/mastfs/internal/status"
 	"mastfs/ftps"
@@ -152,18 +153,18 @@ func printStatus(w io.Writer, r status.Report, now time.Time) {
 		pct = 100 * float64(c.Used) / float64(c.Limit)
 	}
 	fmt.Fprintf(w, "  cache        %s of %s used (%.1f%%), %d chunks, in %s\n",
-		formatBytes(c.Used), formatBytes(c.Limit), pct, c.Chunks, r.CacheDir)
+		human.Bytes(c.Used), human.Bytes(c.Limit), pct, c.Chunks, r.CacheDir)
 	if c.Hits+c.Misses == 0 {
 		fmt.Fprintf(w, "  hit ratio    no reads yet\n")
 	} else {
 		fmt.Fprintf(w, "  hit ratio    %.1f%% (%d chunk reads from the cache, %d from the server)\n",
 			100*c.HitRatio, c.Hits, c.Misses)
 	}
-	fmt.Fprintf(w, "  fetched      %s from the server\n", formatBytes(c.BytesFetched))
+	fmt.Fprintf(w, "  fetched      %s from the server\n", human.Bytes(c.BytesFetched))
 	fmt.Fprintf(w, "  transfers    %d in flight\n", c.FetchesInFlight)
 	fmt.Fprintf(w, "  connections  %d open (%d busy) of %d; %d retries, %d TLS fallbacks\n",
 		p.Open, p.Busy, p.Limit, p.Retries, p.TLSFallbacks)
-	fmt.Fprintf(w, "  process      pid %d, up %s\n", r.PID, formatDuration(now.Sub(r.Started)))
+	fmt.Fprintf(w, "  process      pid %d, up %s\n", r.PID, human.Duration(now.Sub(r.Started)))
 	if r.MetricsAddr != "" {
 		fmt.Fprintf(w, "  metrics      http://%s/metrics\n", r.MetricsAddr)
 	}
