@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/textproto"
 	"os"
+	"path"
 	"strconv"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -96,6 +99,9 @@ func (s *assembly) reach(log *slog.Logger) error {
 		log.Warn("server unreachable; mounting anyway, serving what the cache holds", "host", s.cfg.Host, "err", err)
 		return nil
 	}
+	if err := s.checkRemoteDir(); err != nil {
+		return err
+	}
 	// Log the rest of the pool in now, side by side: the first parallel
 	// reads and listings then find their connections ready.
 	go func() {
@@ -129,4 +135,28 @@ func unstableInt(name string, log *slog.Logger) (int, error) {
 	}
 	log.Warn("unstable tuning in effect", "var", name, "value", n)
 	return n, nil
+}
+
+// checkRemoteDir fails the mount when the server says the remote
+// directory does not exist: a mistyped stage name would otherwise mount
+// an empty folder that says "No such file or directory". A listing that
+// fails otherwise (refused, timed out) is the file system's to report.
+func (s *assembly) checkRemoteDir() error {
+	dir := path.Clean("/" + s.remoteDir)
+	if dir == "/" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*s.cfg.Timeout)
+	defer cancel()
+	_, err := s.client.List(ctx, dir)
+	if !errors.Is(err, ftps.ErrNotFound) {
+		return nil
+	}
+	code := ""
+	if te := (*textproto.Error)(nil); errors.As(err, &te) {
+		code = fmt.Sprintf(" (%d)", te.Code)
+	}
+	return fmt.Errorf("remote directory %s does not exist on %s%s; check --remote-dir: "+
+		"anonymous stages look like /anonymous/anonymousNNNNN, as MAST's staging e-mail names them",
+		dir, s.cfg.Host, code)
 }

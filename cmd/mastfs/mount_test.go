@@ -81,6 +81,7 @@ type mountSpec struct {
 
 	dir, cacheDir, logFile string               // default: new ones in a temporary directory
 	stdin                  string               // the process's standard input
+	env                    []string             // added to the process's environment
 	bin                    string               // default: the binary built for these tests
 	attr                   *syscall.SysProcAttr // e.g. the credentials of another user
 }
@@ -105,38 +106,9 @@ func startMount(t *testing.T, s *ftpstest.Server, stdin string, args ...string) 
 func startMastfs(t *testing.T, sp mountSpec) *mount {
 	t.Helper()
 	requireFUSE(t)
-	if sp.dir == "" || sp.cacheDir == "" || sp.logFile == "" {
-		base := t.TempDir()
-		if sp.dir == "" {
-			sp.dir = filepath.Join(base, "mnt")
-			if err := os.Mkdir(sp.dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if sp.cacheDir == "" {
-			sp.cacheDir = filepath.Join(base, "cache")
-		}
-		if sp.logFile == "" {
-			sp.logFile = filepath.Join(base, "mastfs.log")
-		}
-	}
-	if sp.bin == "" {
-		sp.bin = binary
-	}
+	sp.fill(t)
 	m := &mount{dir: sp.dir, cacheDir: sp.cacheDir, logFile: sp.logFile, spec: sp}
-	args := []string{"mount", "--host", sp.host, "--port", strconv.Itoa(sp.port),
-		"--cache-dir", sp.cacheDir, "--log-file", sp.logFile, "-v"}
-	if sp.caFile != "" {
-		args = append(args, "--ca-file", sp.caFile)
-	}
-	if sp.implicit {
-		args = append(args, "--tls", "implicit")
-	}
-	args = append(append(args, sp.args...), sp.dir)
-
-	m.cmd = exec.Command(sp.bin, args...)
-	m.cmd.SysProcAttr = sp.attr
-	m.cmd.Stdin = strings.NewReader(sp.stdin)
+	m.cmd = sp.command()
 	out, err := os.Create(m.logFile + ".out")
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +134,83 @@ func startMastfs(t *testing.T, sp mountSpec) *mount {
 		}
 	}
 	return m
+}
+
+// fill gives sp a mount point, cache and log of its own where it has none.
+func (sp *mountSpec) fill(t *testing.T) {
+	t.Helper()
+	if sp.dir != "" && sp.cacheDir != "" && sp.logFile != "" {
+		return
+	}
+	base := t.TempDir()
+	if sp.dir == "" {
+		sp.dir = filepath.Join(base, "mnt")
+		if err := os.Mkdir(sp.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sp.cacheDir == "" {
+		sp.cacheDir = filepath.Join(base, "cache")
+	}
+	if sp.logFile == "" {
+		sp.logFile = filepath.Join(base, "mastfs.log")
+	}
+}
+
+// command is the mastfs mount process sp describes, not yet started.
+func (sp *mountSpec) command() *exec.Cmd {
+	bin := sp.bin
+	if bin == "" {
+		bin = binary
+	}
+	args := []string{"mount", "--host", sp.host, "--port", strconv.Itoa(sp.port),
+		"--cache-dir", sp.cacheDir, "--log-file", sp.logFile, "-v"}
+	if sp.caFile != "" {
+		args = append(args, "--ca-file", sp.caFile)
+	}
+	if sp.implicit {
+		args = append(args, "--tls", "implicit")
+	}
+	cmd := exec.Command(bin, append(append(args, sp.args...), sp.dir)...)
+	cmd.SysProcAttr = sp.attr
+	cmd.Stdin = strings.NewReader(sp.stdin)
+	if sp.env != nil {
+		cmd.Env = append(os.Environ(), sp.env...)
+	}
+	return cmd
+}
+
+// mountFails runs mastfs mount as sp says, for a mount that must fail: it
+// returns the exit code and what the process printed, and fails the test
+// if the mount appears or the process is still running after a minute.
+func mountFails(t *testing.T, sp *mountSpec) (int, string) {
+	t.Helper()
+	requireFUSE(t)
+	sp.fill(t)
+	t.Cleanup(func() {
+		if mountinfo.Mounted(sp.dir) {
+			_ = syscall.Unmount(sp.dir, syscall.MNT_DETACH)
+		}
+	})
+	cmd := sp.command()
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("mastfs mount still running after a minute (mounted: %v)\n%s", mountinfo.Mounted(sp.dir), out.String())
+	}
+	if mountinfo.Mounted(sp.dir) {
+		t.Fatalf("mounted, yet the mount was to fail\n%s", out.String())
+	}
+	return cmd.ProcessState.ExitCode(), out.String()
 }
 
 // remount starts mastfs again on the same server, mount point, cache and
