@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"mastfs/cmd/mastfs/internal/daemon"
+	"mastfs/cmd/mastfs/internal/sdnotify"
 )
 
 // background starts the mount again in the background (package daemon) and
@@ -32,5 +34,21 @@ func background(m *mountFlags, args []string, log *slog.Logger) error {
 			}
 		}
 	}
-	return daemon.Start(childArgs, secret)
+	pid, err := daemon.Start(childArgs, secret)
+	if err != nil {
+		return err
+	}
+	// Under systemd (Type=notify), the mount now runs in the child.
+	notify(log, fmt.Sprintf("%s\nMAINPID=%d", sdnotify.Ready, pid))
+	return nil
+}
+
+// notify tells systemd state when it runs us; a failure costs only the
+// unit's view of the mount, so it is logged.
+func notify(log *slog.Logger, state string) {
+	if sent, err := sdnotify.Notify(state); err != nil {
+		log.Warn("could not tell systemd", "state", state, "err", err)
+	} else if sent {
+		log.Debug("told systemd", "state", state)
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"mastfs/cache"
 	"mastfs/cmd/mastfs/internal/daemon"
+	"mastfs/cmd/mastfs/internal/sdnotify"
 	"mastfs/fs"
 	"mastfs/ftps"
 )
@@ -123,12 +124,15 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	if ready != nil {
 		ready()
 	}
+	// A detached child has no $NOTIFY_SOCKET: its parent tells systemd.
+	notify(log, sdnotify.Ready+"\nSTATUS=mounted "+a.cfg.Host+a.remoteDir+" at "+mountpoint)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		for sig := range sigs {
 			log.Info("unmounting", "signal", sig.String())
+			notify(log, sdnotify.Stopping)
 			if err := srv.Unmount(); err != nil {
 				log.Warn("unmount failed; detaching lazily", "err", err)
 				_ = syscall.Unmount(mountpoint, syscall.MNT_DETACH)

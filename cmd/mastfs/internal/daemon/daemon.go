@@ -26,21 +26,23 @@ func IsChild() bool { return os.Getenv(childEnv) != "" }
 
 // Start runs this program again with args, detached, writes secret (if
 // any) as the first line of its standard input, and waits until it reports
-// on its ready pipe. A password so travels neither in the child's
-// arguments nor in its environment.
-func Start(args []string, secret string) error {
+// on its ready pipe; it returns the child's process ID. A password so
+// travels neither in the child's arguments nor in its environment. The
+// child does not inherit $NOTIFY_SOCKET: telling systemd is the parent's
+// part, as the process systemd started.
+func Start(args []string, secret string) (int, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	readR, readyW, err := os.Pipe()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer readR.Close()
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(scrubEnv(os.Environ()), childEnv+"=1")
@@ -48,7 +50,7 @@ func Start(args []string, secret string) error {
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start background mount: %w", err)
+		return 0, fmt.Errorf("start background mount: %w", err)
 	}
 	readyW.Close()
 	stdinR.Close()
@@ -69,17 +71,18 @@ func Start(args []string, secret string) error {
 	select {
 	case a := <-got:
 		if a.line == "ok" {
+			pid := cmd.Process.Pid
 			_ = cmd.Process.Release()
-			return nil
+			return pid, nil
 		}
 		_ = cmd.Wait()
 		if a.line == "" {
-			return errors.New("background mount exited before mounting; see its log")
+			return 0, errors.New("background mount exited before mounting; see its log")
 		}
-		return errors.New(a.line)
+		return 0, errors.New(a.line)
 	case <-time.After(readyWait):
 		_ = cmd.Process.Kill()
-		return fmt.Errorf("background mount not ready after %v; stopped it", readyWait)
+		return 0, fmt.Errorf("background mount not ready after %v; stopped it", readyWait)
 	}
 }
 
@@ -112,11 +115,13 @@ func (r *Ready) say(line string) {
 	r.f = nil
 }
 
-// scrubEnv drops secrets from an environment passed on to a child.
+// scrubEnv drops secrets, and systemd's notification socket, from an
+// environment passed on to a child.
 func scrubEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "MASTFS_PASSWORD=") || strings.HasPrefix(kv, childEnv+"=") {
+		if strings.HasPrefix(kv, "MASTFS_PASSWORD=") || strings.HasPrefix(kv, childEnv+"=") ||
+			strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
 			continue
 		}
 		out = append(out, kv)
