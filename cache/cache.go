@@ -116,15 +116,21 @@ type Cache struct {
 	spill  *lru.Cache[spillKey, []byte] // chunks the disk refused, for readers still waiting on them
 	bufs   sync.Pool                    // *[]byte of ChunkSize, for chunks on their way to the store
 
-	ctx    context.Context // ends at Close; streams run under it
+	ctx    context.Context // ends at Close, or when Drain's bound passes; transfers run under it
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // stream goroutines
+	// starting ends when Drain begins: streams wait for a slot and open
+	// transfers under it, so none starts once draining.
+	starting     context.Context
+	stopStarting context.CancelFunc
+	wg           sync.WaitGroup // stream goroutines
 
-	mu     sync.Mutex // guards files, closed
-	files  *simplelru.LRU[string, *file]
-	closed bool
+	mu       sync.Mutex // guards files, closed
+	files    *simplelru.LRU[string, *file]
+	closed   bool
+	draining atomic.Bool // set by Drain: no chunk is started, none is asked for
 
 	hits, misses, fetched, opened, writeErrors atomic.Int64
+	committed                                  atomic.Int64 // chunks stored while draining
 }
 
 // filesKept bounds the files whose access patterns are remembered.
@@ -179,6 +185,7 @@ func newCache(cfg Config, st Store, remote Remote) *Cache {
 		slots: newSlots(cfg.Streams, cfg.Budget)}
 	c.bufs.New = func() any { b := make([]byte, cfg.ChunkSize); return &b }
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.starting, c.stopStarting = context.WithCancel(c.ctx)
 	c.log.Info("cache: opened", "dir", cfg.Dir, "chunks", u.Chunks, "used", u.Used, "limit", u.Limit,
 		"chunk_size", cfg.ChunkSize, "read_ahead", cfg.ReadAhead, "streams", cfg.Streams, "streams_per_file", cfg.StreamsPerFile)
 	return c
@@ -273,8 +280,8 @@ func (c *Cache) readPiece(ctx context.Context, f *file, pc piece, pl plan) error
 			if served {
 				return nil
 			}
-			if err != nil && ctx.Err() == nil && c.ctx.Err() != nil {
-				return ErrClosed
+			if err != nil && ctx.Err() == nil && c.starting.Err() != nil {
+				return ErrClosed // closed, or drained
 			}
 		}
 		switch {

@@ -197,7 +197,7 @@ func (c *Cache) streamFor(f *file, i int64, pl plan, limit int) *stream {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.draining.Load() {
 		return nil
 	}
 	end := c.segmentEnd(f, i)
@@ -263,7 +263,7 @@ func (c *Cache) waitRead(ctx context.Context, s *stream, pc piece) (bool, error)
 // run is a stream's goroutine.
 func (c *Cache) run(s *stream) {
 	defer c.wg.Done()
-	err := c.slots.acquire(c.ctx)
+	err := c.slots.acquire(c.starting)
 	if err == nil {
 		var rc io.ReadCloser
 		err = c.pump(s, &rc)
@@ -292,6 +292,10 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 		}
 		if *rc == nil {
 			r, err := c.remote.ReadAt(c.ctx, f.key.Path, s.start*cs)
+			if err == nil && c.draining.Load() {
+				r.Close() // opened as Drain began: nothing of it is arriving yet
+				return ErrClosed
+			}
 			if err != nil {
 				return err
 			}
@@ -317,6 +321,9 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 		}
 		if first, _ := c.store.Missing(f.key, i, i+1); first == i {
 			c.commit(f, i, buf)
+		}
+		if c.draining.Load() {
+			c.committed.Add(1)
 		}
 		f.mu.Lock()
 		s.next = i + 1
@@ -371,6 +378,9 @@ func (c *Cache) nextChunk(s *stream) (int64, bool) {
 		}
 	}()
 	for {
+		if c.draining.Load() {
+			return 0, false
+		}
 		f.mu.Lock()
 		if !s.stop && s.next < s.want {
 			i := s.next
@@ -408,7 +418,7 @@ func (c *Cache) nextChunk(s *stream) (int64, bool) {
 			f.mu.Lock()
 			s.linger = false // decide under the lock whether a read came just in time
 			f.mu.Unlock()
-		case <-c.ctx.Done():
+		case <-c.starting.Done():
 			return 0, false
 		}
 	}
