@@ -219,35 +219,40 @@ func (f *file) ownedLocked(i int64, s *stream) bool {
 	return false
 }
 
-// waitRead waits until s has the bytes pc wants, and copies them from the chunk in flight:
-// a read is answered as soon as its own bytes are in, not once the whole
-// chunk is. A read that takes the chunk's last byte waits for the chunk to
-// be on disk, so that a reader done with a file leaves it cached. It
-// reports false with a nil error when the chunk was delivered before the
-// read could copy it, or when the stream stopped early without an error:
-// the caller then looks in the cache again.
+// waitRead waits until s has the bytes pc wants, and copies them from the
+// chunk in flight: a read is answered as soon as its own bytes are in, not
+// once the whole chunk is, and from memory, not read back from the store.
+// A read that takes the chunk's last byte returns once the chunk is
+// stored, so that a reader done with a file leaves it cached. It reports
+// false with a nil error when the chunk was delivered before the read
+// could copy it, or when the stream stopped early without an error: the
+// caller then looks in the store again.
 func (c *Cache) waitRead(ctx context.Context, s *stream, pc piece) (bool, error) {
 	i, within := pc.chunk, pc.within
 	need := within + int64(len(pc.dst))
 	f := s.f
-	early := need < c.chunkLen(f, i) // else wait for the disk
+	last := need >= c.chunkLen(f, i)
+	copied := false
 	for {
 		f.mu.Lock()
 		if s.next > i {
 			f.mu.Unlock()
-			return false, nil
+			return copied, nil
 		}
-		if s.next == i && early && s.buf != nil && s.filled >= need {
+		if !copied && s.next == i && s.buf != nil && s.filled >= need {
 			copy(pc.dst, s.buf[within:need])
+			copied = true
+		}
+		if copied && !last {
 			f.mu.Unlock()
 			return true, nil
 		}
 		if s.done {
 			err := s.err
 			f.mu.Unlock()
-			return false, err
+			return copied, err
 		}
-		if s.next == i && early && (s.await == 0 || need < s.await) {
+		if s.next == i && !copied && (s.await == 0 || need < s.await) {
 			s.await = need
 		}
 		progress := s.progress
