@@ -83,9 +83,9 @@ func TestKillDuringReadsThenRemount(t *testing.T) {
 			errs <- err
 		})
 	}
-	for deadline := time.Now().Add(20 * time.Second); cachedChunks(t, m.cacheDir) < 20; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); cachedChunks(t, m.cacheDir) < 20 || len(dataFiles(t, m.cacheDir)) < 3; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("no chunks cached after 20s of reading")
+			t.Fatal("not 20 chunks of 3 files cached after 20s of reading")
 		}
 	}
 	if err := m.cmd.Process.Kill(); err != nil {
