@@ -145,25 +145,39 @@ func (s *Server) Commands() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	const marker = `FTP command: Client "`
 	var out []string
 	for _, line := range strings.Split(text, "\n") {
-		i := strings.Index(line, marker)
-		if i < 0 {
-			continue
+		if cmd, ok := s.command(line); ok {
+			out = append(out, cmd)
 		}
-		rest := line[i+len(marker):]
-		j := strings.Index(rest, `", "`)
-		if j < 0 {
-			continue
-		}
-		cmd := strings.TrimSuffix(rest[j+4:], `"`)
-		if verb, _, _ := strings.Cut(cmd, " "); strings.EqualFold(verb, "PASS") {
-			cmd = "PASS <hidden>"
-		}
-		out = append(out, cmd)
 	}
 	return out, nil
+}
+
+// vsftpdCommand reads a command from a line of vsftpd's protocol log:
+//
+//	Mon Dec  7 03:18:00 2026 [pid 3] [ftp] FTP command: Client "127.0.0.1", "RETR x"
+func vsftpdCommand(line string) (string, bool) {
+	const marker = `FTP command: Client "`
+	i := strings.Index(line, marker)
+	if i < 0 {
+		return "", false
+	}
+	rest := line[i+len(marker):]
+	j := strings.Index(rest, `", "`)
+	if j < 0 {
+		return "", false
+	}
+	return hidePassword(strings.TrimSuffix(rest[j+4:], `"`)), true
+}
+
+// hidePassword replaces the argument of PASS, so that nothing printed from
+// a command log holds a password.
+func hidePassword(cmd string) string {
+	if verb, _, _ := strings.Cut(cmd, " "); strings.EqualFold(verb, "PASS") {
+		return "PASS <hidden>"
+	}
+	return cmd
 }
 
 // ResetLogs makes Transfers, SentBytes and Commands start afresh, so a test
