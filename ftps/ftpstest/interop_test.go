@@ -226,3 +226,32 @@ func checkLogs(t *testing.T, s *Server, f *stagegen.File) {
 		t.Errorf("commands lack RETR /%s or a hidden PASS, or show the password:\n%s", f.Path, joined)
 	}
 }
+
+// TestSince: Since counts what happened after a mark, connections
+// included where the server logs them, and nothing before it.
+func TestSince(t *testing.T) {
+	st := NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
+	s := StartVsftpd(t, Options{Stage: st})
+	checkDownload(t, s, false, stagegen.HSTFile, stagegen.HSTFile)
+	m := s.Mark()
+	for range 2 {
+		checkDownload(t, s, false, stagegen.SpaceFile, stagegen.SpaceFile)
+	}
+	if _, err := s.WaitTransfers(3, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Since(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retrs := 0
+	for _, c := range a.Commands {
+		if strings.HasPrefix(c, "RETR ") {
+			retrs++
+		}
+	}
+	if a.Connects != 2 || retrs != 2 || len(a.Transfers) != 2 || a.Transfers[0].Path != s.LogPath(stagegen.SpaceFile) {
+		t.Errorf("since the mark: %d connects, %d RETRs, transfers %+v; want 2, 2 and two of %s",
+			a.Connects, retrs, a.Transfers, stagegen.SpaceFile)
+	}
+}

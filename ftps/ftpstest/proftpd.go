@@ -46,7 +46,7 @@ func StartProFTPD(t testing.TB, o Options) *Server {
 	}
 	return newServer(t, "proftpd", o, func(s *Server) error {
 		s.ProtocolLog = filepath.Join(s.Dir, "commands.log")
-		s.command = proFTPDCommand
+		s.protocolLine = commandLine
 		s.Quirks = Quirks{
 			TicketlessReuse: o.MaxTLS == tls.VersionTLS12 && !o.SessionTickets,
 			MLSDRefused:     o.RefuseMLSD,
@@ -67,16 +67,6 @@ func StartProFTPD(t testing.TB, o Options) *Server {
 
 func proFTPDBinary() (string, error) {
 	return findBinary("proftpd", unpackedPlaces("proftpd/usr/sbin/proftpd")...)
-}
-
-// proFTPDCommand reads a command from a line of the ExtendedLog, which
-// holds the command line alone ("%r").
-func proFTPDCommand(line string) (string, bool) {
-	line = strings.TrimSpace(line)
-	if line == "" {
-		return "", false
-	}
-	return hidePassword(line), true
 }
 
 func proFTPDConfig(s *Server, o Options, modules string) (string, error) {
@@ -151,8 +141,8 @@ func proFTPDConfig(s *Server, o Options, modules string) (string, error) {
 	set("TLSRequired", "on")
 	set("TLSProtocol", protocols)
 	set("TLSSessionTickets", onOff(o.SessionTickets))
-	set("TLSRSACertificateFile", quote(filepath.Join(s.Dir, "cert.pem")))
-	set("TLSRSACertificateKeyFile", quote(filepath.Join(s.Dir, "key.pem")))
+	set("TLSECCertificateFile", quote(filepath.Join(s.Dir, "cert.pem")))
+	set("TLSECCertificateKeyFile", quote(filepath.Join(s.Dir, "key.pem")))
 	set("TLSVerifyClient", "off")
 	set("TLSRenegotiate", "none")
 	if o.Implicit {

@@ -69,7 +69,7 @@ func StartPyftpdlib(t testing.TB, o Options) *Server {
 	}
 	return newServer(t, "pyftpdlib", o, func(s *Server) error {
 		s.ProtocolLog = filepath.Join(s.Dir, "commands.log")
-		s.command = pyftpdlibCommand
+		s.protocolLine = commandLine
 		s.Quirks = Quirks{EarlyBytesRefused: true}
 		script := filepath.Join(s.Dir, "pyftpd.py")
 		if err := os.WriteFile(script, pyftpdlibScript, 0o600); err != nil {
@@ -116,11 +116,4 @@ func pyftpdlibAvailable() error {
 		return fmt.Errorf("%s lacks pyftpdlib or pyOpenSSL: %v: %s", pyftpdlibPython, err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// pyftpdlibCommand reads a line of the script's command log, which holds
-// the command line alone with PASS already hidden.
-func pyftpdlibCommand(line string) (string, bool) {
-	line = strings.TrimSpace(line)
-	return hidePassword(line), line != ""
 }

@@ -85,13 +85,13 @@ type Server struct {
 	ProtocolLog      string // every command received; "" when the server keeps none
 	Output           string // the server's own stdout and stderr
 
-	newCmd     func() *exec.Cmd                 // a fresh command line for each start
-	command    func(line string) (string, bool) // one command from a line of ProtocolLog
-	pathPrefix []string                         // local prefixes the transfer log puts before FTP paths
+	newCmd       func() *exec.Cmd                             // a fresh command line for each start
+	protocolLine func(line string) (cmd string, connect bool) // reads a line of ProtocolLog
+	pathPrefix   []string                                     // local prefixes the transfer log puts before FTP paths
 
-	mu    sync.Mutex       // guards proc and marks
-	proc  *process         // nil when stopped
-	marks map[string]int64 // log offsets set by ResetLogs
+	mu    sync.Mutex // guards proc and reset
+	proc  *process   // nil when stopped
+	reset LogMark    // set by ResetLogs
 }
 
 // Addr is host:port of the control connection.

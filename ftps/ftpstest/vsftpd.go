@@ -42,7 +42,7 @@ func StartVsftpd(t testing.TB, o Options) *Server {
 	bin := need(t, "vsftpd", vsftpdBinary, "make deps (or: apt-get install vsftpd)")
 	return newServer(t, "vsftpd", o, func(s *Server) error {
 		s.ProtocolLog = filepath.Join(s.Dir, "vsftpd.log")
-		s.command = vsftpdCommand
+		s.protocolLine = vsftpdLine
 		conf := filepath.Join(s.Dir, "vsftpd.conf")
 		empty := filepath.Join(s.Dir, "empty")
 		if err := os.MkdirAll(empty, 0o755); err != nil {
