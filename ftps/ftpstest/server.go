@@ -183,10 +183,13 @@ func tail(file string, n int) string {
 }
 
 // pickPorts finds a control port and a passive range of n ports after it,
-// all free on 127.0.0.1. It stays below the kernel's ephemeral range
-// (32768 and up) so that client sockets do not take them meanwhile; the
-// random start keeps test binaries running at once apart.
-func pickPorts(n int) (ctrl int, err error) {
+// all free on 127.0.0.1 and on ProxyHost, where a proxy may take them. It
+// stays below the kernel's ephemeral range (32768 and up) so that client
+// sockets do not take them meanwhile; the random start keeps test binaries
+// running at once apart. Ports free now may be taken before the server or
+// its proxy binds them: the callers start over on other ports then. A
+// variable so that a test can hand out a taken range.
+var pickPorts = func(n int) (ctrl int, err error) {
 	for try := 0; try < 200; try++ {
 		base := 20000 + rand.IntN(12000-n-1)
 		if portsFree(base, n+1) {
@@ -198,11 +201,13 @@ func pickPorts(n int) (ctrl int, err error) {
 
 func portsFree(first, n int) bool {
 	for p := first; p < first+n; p++ {
-		l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(p)))
-		if err != nil {
-			return false
+		for _, host := range []string{Host, ProxyHost} {
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+			if err != nil {
+				return false
+			}
+			l.Close()
 		}
-		l.Close()
 	}
 	return true
 }
