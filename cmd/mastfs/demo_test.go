@@ -7,32 +7,14 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"mastfs/cmd/internal/mountinfo"
+	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDemo: mastfs demo mounts a generated stage served from its own
 // process, where ls, cp and astropy work; it says what to try, and Ctrl-C
@@ -43,7 +25,7 @@ func TestDemo(t *testing.T) {
 	work := t.TempDir()
 	mp := filepath.Join(t.TempDir(), "mnt")
 	cmd := exec.Command(binary, "demo", "--dir", work, "--large-size", "4MiB", mp)
-	var out lockedBuffer
+	var out ftpstest.LogBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
