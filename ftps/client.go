@@ -37,7 +37,7 @@ type Client struct {
 	idle     []*conn
 	open     int // connections that exist or are being dialed
 	busy     int
-	readying int // released connections making their next data connection, back in a round trip
+	readying int // connections back in a round trip: making their next data connection, or reading a cut-short transfer's reply
 	limit    int
 	shrunkAt time.Time
 	wake     chan struct{} // closed and replaced whenever a connection is released
@@ -381,7 +381,10 @@ func (s *stream) Read(p []byte) (int, error) {
 
 // Close ends the transfer. The server answers an early close with 426 (or
 // 451), which leaves the reply stream in step: the connection goes back to
-// the pool. Anything unexpected discards it.
+// the pool. Anything unexpected discards it. A transfer cut short does not
+// hold the caller for that reply, a round trip away: the connection waits
+// for it on its own, counted as one coming back (see take), and then makes
+// its next data connection ahead.
 func (s *stream) Close() error {
 	if s.closed {
 		return nil
@@ -389,12 +392,39 @@ func (s *stream) Close() error {
 	s.closed = true
 	s.stop()
 	s.c.stats.streams.Add(-1)
+	if s.eof {
+		return s.finish()
+	}
+	c := s.c
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.readying++
+		c.preparing.Add(1)
+	}
+	c.mu.Unlock()
+	if closed {
+		return s.finish()
+	}
+	go func() {
+		defer c.preparing.Done()
+		_ = s.finish() // the caller stopped early or already saw the read error
+		c.mu.Lock()
+		c.readying--
+		c.broadcastLocked()
+		c.mu.Unlock()
+	}()
+	return nil
+}
+
+// finish reads the server's last word on the transfer and returns the
+// connection to the pool, or drops it.
+func (s *stream) finish() error {
 	wait := s.c.cfg.Timeout
 	if !s.eof {
 		// Servers answer a transfer cut short at once; pure-ftpd misses a
 		// close that comes within some milliseconds of the start and
-		// never answers. Don't hold the caller long for a connection we can
-		// replace.
+		// never answers. Don't keep a connection long that we can replace.
 		wait = min(wait, 2*time.Second)
 	}
 	s.cn.deadline(wait)
@@ -410,7 +440,7 @@ func (s *stream) Close() error {
 		if s.eof {
 			return fmt.Errorf("read %s: transfer not confirmed: %w", s.path, err)
 		}
-		return nil // the caller stopped early or already saw the read error
+		return nil
 	}
 	s.c.put(s.cn)
 	return nil
