@@ -333,7 +333,11 @@ func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadClo
 		cn.deadline(c.cfg.Timeout)
 		resp, err := cn.sc.RetrFrom(file, uint64(off))
 		if err == nil {
-			err = cn.dataAhead()
+			if err = cn.dataAhead(); err != nil && !errors.Is(err, errStaleConn) {
+				// The server said no on the data connection: its reply says why.
+				cn.deadline(c.cfg.Timeout)
+				err = errors.Join(err, resp.Close())
+			}
 		}
 		if err != nil {
 			return false, c.opError(cn, "read", file, err)
@@ -485,13 +489,19 @@ func (c *Client) opError(cn *conn, op, p string, err error) error {
 		})
 		// This connection negotiated 1.3: try again on one that will not.
 		return fmt.Errorf("%s %s: %w (%w)", op, p, errStaleConn, err)
-	case cn.negotiated() == tls.VersionTLS12 && !cn.tickets.issued.Load():
+	case cn.cannotResume():
 		if !c.noReuse.Swap(true) {
 			c.log.Error(ErrNoSessionReuse.Error(), "reply", reply)
 		}
 		return fmt.Errorf("%s %s: %w (%w)", op, p, ErrNoSessionReuse, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, p, classify(err))
+}
+
+// cannotResume reports whether cn's data connections cannot resume its
+// TLS session: under TLS 1.2 the server handed out no session ticket.
+func (cn *conn) cannotResume() bool {
+	return cn.negotiated() == tls.VersionTLS12 && cn.tickets != nil && !cn.tickets.issued.Load()
 }
 
 // hasData reports whether the operation in progress opened a data

@@ -440,7 +440,10 @@ func (d *dataConn) ahead() error {
 	}
 	err := d.hsErr
 	d.hs = nil
-	if err == nil || !silentDrop(err) {
+	if err == nil || !silentDrop(err) || d.owner.cannotResume() {
+		// Without a session to resume, a server that demands reuse drops
+		// the connection whenever its handshake happens: the reply to the
+		// command says so (opError).
 		return err
 	}
 	c := d.owner.client
