@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/textproto"
 	"path"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"mastfs/fs/stage"
-
-	"github.com/jlaffaye/ftp"
 )
 
 var errClosed = errors.New("ftps: client closed")
@@ -313,148 +310,6 @@ func hidesTargets(entries []stage.Entry) bool {
 		}
 	}
 	return false
-}
-
-// ReadAt streams a file from byte offset off to its end. Close the stream as
-// soon as no more bytes are wanted: closing early is normal and leaves the
-// connection usable.
-func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadCloser, error) {
-	if err := checkPath(file); err != nil {
-		return nil, err
-	}
-	if off < 0 {
-		return nil, fmt.Errorf("read %s: negative offset %d", file, off)
-	}
-	var s *stream
-	err := c.attempt(ctx, "read "+file, func(cn *conn) (bool, error) {
-		if c.oldTLS(cn) {
-			return false, errStaleConn
-		}
-		cn.deadline(c.cfg.Timeout)
-		resp, err := cn.sc.RetrFrom(file, uint64(off))
-		if err == nil {
-			if err = cn.dataAhead(); err != nil && !errors.Is(err, errStaleConn) {
-				// The server said no on the data connection: its reply says why.
-				cn.deadline(c.cfg.Timeout)
-				err = errors.Join(err, resp.Close())
-			}
-		}
-		if err != nil {
-			return false, c.opError(cn, "read", file, err)
-		}
-		s = &stream{c: c, cn: cn, resp: resp, path: file}
-		s.stop = context.AfterFunc(ctx, func() { _ = resp.SetDeadline(time.Unix(1, 0)) })
-		c.stats.streams.Add(1)
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// stream is one RETR in progress. It holds its control connection until
-// closed.
-type stream struct {
-	c      *Client
-	cn     *conn
-	resp   *ftp.Response
-	path   string
-	stop   func() bool
-	n      int64
-	eof    bool
-	broken bool
-	closed bool
-}
-
-func (s *stream) Read(p []byte) (int, error) {
-	if s.closed {
-		return 0, errors.New("read on closed stream")
-	}
-	n, err := s.resp.Read(p)
-	s.n += int64(n)
-	switch {
-	case err == io.EOF:
-		s.eof = true
-	case err != nil:
-		s.broken = true
-		err = fmt.Errorf("read %s at %d: %w", s.path, s.n, err)
-	}
-	return n, err
-}
-
-// Close ends the transfer. The server answers an early close with 426 (or
-// 451), which leaves the reply stream in step: the connection goes back to
-// the pool. Anything unexpected discards it. A transfer cut short does not
-// hold the caller for that reply, a round trip away: the connection waits
-// for it on its own, counted as one coming back (see take), and then makes
-// its next data connection ahead.
-func (s *stream) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	s.stop()
-	s.c.stats.streams.Add(-1)
-	if s.eof {
-		return s.finish()
-	}
-	c := s.c
-	c.mu.Lock()
-	closed := c.closed
-	if !closed {
-		c.readying++
-		c.preparing.Add(1)
-	}
-	c.mu.Unlock()
-	if closed {
-		return s.finish()
-	}
-	go func() {
-		defer c.preparing.Done()
-		_ = s.finish() // the caller stopped early or already saw the read error
-		c.mu.Lock()
-		c.readying--
-		c.broadcastLocked()
-		c.mu.Unlock()
-	}()
-	return nil
-}
-
-// finish reads the server's last word on the transfer and returns the
-// connection to the pool, or drops it.
-func (s *stream) finish() error {
-	wait := s.c.cfg.Timeout
-	if !s.eof {
-		// Servers answer a transfer cut short at once; pure-ftpd misses a
-		// close that comes within some milliseconds of the start and
-		// never answers. Don't keep a connection long that we can replace.
-		wait = min(wait, 2*time.Second)
-	}
-	s.cn.deadline(wait)
-	err := s.resp.Close()
-	var te *textproto.Error
-	if err != nil && !s.eof && !s.broken && errors.As(err, &te) && cutShortReply(te.Code) {
-		err = nil // the expected answer to a transfer cut short
-	}
-	if err != nil || s.broken {
-		s.c.log.Debug("connection dropped after transfer", "conn", s.cn.id, "path", s.path,
-			"read", s.n, "eof", s.eof, "err", err)
-		s.c.discard(s.cn)
-		if s.eof {
-			return fmt.Errorf("read %s: transfer not confirmed: %w", s.path, err)
-		}
-		return nil
-	}
-	s.c.put(s.cn)
-	return nil
-}
-
-// cutShortReply reports whether code is a server's final word on a
-// transfer the client closed early: 426 or 451 (vsftpd), a second 150 with
-// timing figures (pure-ftpd), or 226 when the last bytes were already sent.
-func cutShortReply(code int) bool {
-	return code == 426 || code == 451 || code == 450 || code == 226 || (code >= 100 && code < 200)
 }
 
 // opError turns an FTP library error into one of ours. A refused data
