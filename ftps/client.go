@@ -203,9 +203,12 @@ func (c *Client) noteReach(err error, tried bool) {
 //   - no entries, nil: dir is a directory (the server lets us enter it)
 //     that shows nothing. It may be empty, or traverse-only ("x but not
 //     r"): its names can still be reached by path, by listing them.
-//   - ErrPermission: the server refuses dir by a permission reply. Names
-//     below it may still be reachable by path.
-//   - ErrNotFound: there is no directory dir (a missing path, or a file).
+//   - ErrPermission: the server refuses dir, by a permission reply or by a
+//     bare 550 for a directory its parent lists. Names below it may still
+//     be reachable by path.
+//   - ErrNotFound: there is no directory dir (a missing path, or a file),
+//     or none that dir's parent shows. Telling this from a refusal may
+//     cost a listing of the parent, only when the server does not say.
 //   - ErrNoSessionReuse: no data connection can be made with this server.
 //   - anything else: the server could not be asked (IsTransient says
 //     whether trying later may help).
@@ -264,10 +267,36 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 		}
 		return false, nil
 	})
+	if errors.Is(err, ErrNotFound) && c.listedInParent(ctx, dir) {
+		// Some servers (vsftpd) answer a directory we may not enter as
+		// they answer a missing one: "550 Failed to change directory".
+		return nil, fmt.Errorf("list %s: %w: its parent lists it, the server refuses it (%v)", dir, ErrPermission, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return entries, nil
+}
+
+// listedInParent reports whether dir's parent lists dir as a directory
+// (or a link). It costs a listing, and only follows a refusal that does
+// not say whether dir is missing or denied.
+func (c *Client) listedInParent(ctx context.Context, dir string) bool {
+	dir = path.Clean("/" + dir)
+	if dir == "/" {
+		return false
+	}
+	parent, name := path.Split(dir)
+	entries, err := c.List(ctx, parent)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			return e.Type != stage.File
+		}
+	}
+	return false
 }
 
 // mlsdFailed reads a failed MLSD. Some servers offer MLSD in FEAT and
