@@ -126,10 +126,11 @@ func (t *tree) opened(f *fileNode) {
 	if parent == nil {
 		return
 	}
-	d, ok := parent.Operations().(*dirNode)
+	dn, ok := parent.Operations().(interface{ seqDir() *dirNode })
 	if !ok {
 		return
 	}
+	d := dn.seqDir()
 	d.mu.Lock()
 	ents, ver := d.entries, d.fetched
 	d.mu.Unlock()
@@ -142,3 +143,6 @@ func (t *tree) opened(f *fileNode) {
 		}
 	}
 }
+
+// seqDir is the directory node itself, for Root as for any other directory.
+func (d *dirNode) seqDir() *dirNode { return d }

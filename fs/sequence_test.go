@@ -33,7 +33,7 @@ func listingOf(n int, size int64) map[string]stage.Entry {
 	return m
 }
 
-func names(es []stage.Entry) string {
+func seqNames(es []stage.Entry) string {
 	var s []string
 	for _, e := range es {
 		s = append(s, strings.TrimSuffix(e.Name, ".fits"))
@@ -54,20 +54,20 @@ func TestSequenceInOrder(t *testing.T) {
 		"f014", "f015", "f016", "f017", // then one more per file
 	}
 	for i, w := range want {
-		got := names(s.open("/d", ver, ents, fmt.Sprintf("f%03d.fits", i)))
+		got := seqNames(s.open("/d", ver, ents, fmt.Sprintf("f%03d.fits", i)))
 		if got != w {
 			t.Errorf("open f%03d: ahead %q, want %q", i, got, w)
 		}
 	}
 	if got := s.open("/d", ver, ents, "f009.fits"); got != nil {
-		t.Errorf("reopening the file opened last fetched %q", names(got))
+		t.Errorf("reopening the file opened last fetched %q", seqNames(got))
 	}
 	if got := s.open("/d", ver, ents, "f005.fits"); got != nil {
-		t.Errorf("a step back fetched %q", names(got))
+		t.Errorf("a step back fetched %q", seqNames(got))
 	}
 	for i := 10; i < 12; i++ {
 		if got := s.open("/d", ver, ents, fmt.Sprintf("f%03d.fits", i)); got != nil {
-			t.Errorf("a new run fetched ahead before %d files in order: %q", seqRun, names(got))
+			t.Errorf("a new run fetched ahead before %d files in order: %q", seqRun, seqNames(got))
 		}
 	}
 	// To the end of the listing: nothing past its last file.
@@ -76,7 +76,7 @@ func TestSequenceInOrder(t *testing.T) {
 		last = append(last, s.open("/d", ver, ents, fmt.Sprintf("f%03d.fits", i))...)
 	}
 	if len(last) == 0 || last[len(last)-1].Name != "f029.fits" {
-		t.Errorf("run to the end fetched %q", names(last))
+		t.Errorf("run to the end fetched %q", seqNames(last))
 	}
 }
 
@@ -88,13 +88,13 @@ func TestSequenceShuffledFetchesNothing(t *testing.T) {
 	for k, i := range order {
 		if got := s.open("/d", time.Unix(5, 0), ents, fmt.Sprintf("f%03d.fits", i)); got != nil {
 			// A shuffle may hold seqRun files in a row by chance; this one must not.
-			t.Fatalf("open %d of a shuffled walk (f%03d): fetched ahead %q", k, i, names(got))
+			t.Fatalf("open %d of a shuffled walk (f%03d): fetched ahead %q", k, i, seqNames(got))
 		}
 	}
 	// Random opens of one file (a notebook reopening it) fetch nothing either.
 	for range 20 {
 		if got := s.open("/d", time.Unix(5, 0), ents, "f100.fits"); got != nil {
-			t.Fatalf("reopening one file fetched ahead %q", names(got))
+			t.Fatalf("reopening one file fetched ahead %q", seqNames(got))
 		}
 	}
 }
@@ -107,7 +107,7 @@ func TestSequenceBreaks(t *testing.T) {
 		for i := from; i < to; i++ {
 			got = append(got, s.open("/d", ver, ents, fmt.Sprintf("f%03d.fits", i))...)
 		}
-		return names(got)
+		return seqNames(got)
 	}
 	tests := []struct {
 		name   string

@@ -109,11 +109,9 @@ func TestBench(t *testing.T) {
 	stopLoad := sampleLoad(bk)
 	defer stopLoad()
 
-	mastfsBin, segmBin := filepath.Join(work, "mastfs"), filepath.Join(work, "segmount")
-	for _, build := range [][]string{{mastfsBin, "../mastfs"}, {segmBin, "./segmount"}} {
-		if out, err := exec.Command("go", "build", "-o", build[0], build[1]).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", build[1], err, out)
-		}
+	mastfsBin := filepath.Join(work, "mastfs")
+	if out, err := exec.Command("go", "build", "-o", mastfsBin, "../mastfs").CombinedOutput(); err != nil {
+		t.Fatalf("build mastfs: %v\n%s", err, out)
 	}
 	collectVersions(bk)
 
@@ -145,7 +143,7 @@ func TestBench(t *testing.T) {
 	}
 	mk := func(name, host string, s *ftpstest.Server) *place {
 		return &place{name: name, host: host, srv: s, meter: meter{s}, st: st, work: work,
-			pass: strings.TrimSpace(string(obscured)), mastfs: mastfsBin, segm: segmBin, rclone: rcloneConf}
+			pass: strings.TrimSpace(string(obscured)), mastfs: mastfsBin, rclone: rcloneConf}
 	}
 	nearP, farP := mk("near", near.Host, near), mk("far", farHost, farSrv)
 

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 )
 
@@ -30,6 +30,7 @@ type peer struct {
 	kind  kind
 	note  string                                          // how it runs, for the results
 	argv  func(e *place, dir, cache, log string) []string // mount command line; argv[0] is the program
+	env   []string                                        // added to the mount's environment
 	quirk string                                          // known limitation, for the results
 }
 
@@ -44,7 +45,6 @@ type place struct {
 	work   string // scratch directory for mounts and caches
 	pass   string // rclone's obscured anonymous password
 	mastfs string // the mastfs binary
-	segm   string // the bench build with several streams per file
 	rclone string // rclone's config file (empty)
 }
 
@@ -71,13 +71,9 @@ func (p *place) curl(rel string, n int64, capture bool, limit time.Duration) com
 	return command{name: "curl", args: append(args, p.url(rel)), limit: limit, capture: capture}
 }
 
-func mastfsArgs(bin string, extra ...string) func(e *place, dir, cache, log string) []string {
+func mastfsArgs(extra ...string) func(e *place, dir, cache, log string) []string {
 	return func(e *place, dir, cache, log string) []string {
-		b := e.mastfs
-		if bin == "segm" {
-			b = e.segm
-		}
-		args := []string{b, "mount", "--host", e.host, "--port", strconv.Itoa(e.srv.Port),
+		args := []string{e.mastfs, "mount", "--host", e.host, "--port", strconv.Itoa(e.srv.Port),
 			"--ca-file", e.srv.CAFile, "--cache-dir", cache, "--cache-size", "4GiB",
 			"--max-conns", "4", "--remote-dir", "/" + stageDir, "--log-file", log, "-v"}
 		return append(append(args, extra...), dir)
@@ -101,10 +97,11 @@ func rcloneArgs(mode string, tls13 bool) func(e *place, dir, cache, log string) 
 var (
 	peerCurl   = &peer{name: "curl", kind: kindCurl, note: "curl --ssl-reqd --cacert CA ftp://…, one stream per file"}
 	peerLocal  = &peer{name: "local", kind: kindLocal, note: "the stage's own files on local disk (page cache warm)"}
-	peerMastfs = &peer{name: "mastfs", kind: kindMount, argv: mastfsArgs("mastfs"),
+	peerMastfs = &peer{name: "mastfs", kind: kindMount, argv: mastfsArgs(),
 		note: "mastfs mount --max-conns 4 --cache-size 4GiB (chunk 1 MiB default)"}
-	peerMastfs1 = &peer{name: "mastfs-1s", kind: kindMount, argv: mastfsArgs("segm", "--streams-per-file", "1"),
-		note: "mastfs's cache and file system with cache.Config.StreamsPerFile = 1 (bench/segmount; mastfs mount has no flag for it): what reading a file over several streams buys"}
+	peerMastfs1 = &peer{name: "mastfs-1s", kind: kindMount, argv: mastfsArgs(),
+		env:  []string{"MASTFS_UNSTABLE_STREAMS_PER_FILE=1"},
+		note: "mastfs mount as above with MASTFS_UNSTABLE_STREAMS_PER_FILE=1 (one stream per file): what reading a file over several streams buys"}
 	peerRcloneFull = &peer{name: "rclone-full", kind: kindMount, argv: rcloneArgs("full", false),
 		note: "rclone mount --read-only --vfs-cache-mode full --ftp-explicit-tls --ftp-disable-tls13 --ftp-no-check-certificate"}
 	peerRcloneOff = &peer{name: "rclone-off", kind: kindMount, argv: rcloneArgs("off", false),
@@ -161,6 +158,7 @@ func (e *place) mount(p *peer, tag string) (*mount, error) {
 	}
 	argv := p.argv(e, m.dir, cache, m.logFile)
 	m.cmd = exec.Command(argv[0], argv[1:]...)
+	m.cmd.Env = append(os.Environ(), p.env...)
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := os.Create(filepath.Join(base, "output"))
 	if err != nil {
@@ -173,7 +171,7 @@ func (e *place) mount(p *peer, tag string) (*mount, error) {
 	}
 	go func() { m.done <- m.cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
-	for !mounted(m.dir) {
+	for !mountinfo.Mounted(m.dir) {
 		select {
 		case err := <-m.done:
 			m.done <- err
@@ -237,7 +235,7 @@ func (m *mount) unmount() error {
 		case <-time.After(5 * time.Second):
 		}
 	}
-	if mounted(m.dir) {
+	if mountinfo.Mounted(m.dir) {
 		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
 		if err == nil {
 			err = errors.New(m.p.name + " left its mount behind; detached")
@@ -249,24 +247,7 @@ func (m *mount) unmount() error {
 
 func (m *mount) cleanup() {
 	_ = os.RemoveAll(filepath.Join(m.base, "cache"))
-	if !mounted(m.dir) {
+	if !mountinfo.Mounted(m.dir) {
 		_ = os.Remove(m.dir)
 	}
-}
-
-// mounted reports whether dir is a mount point in /proc/self/mountinfo.
-func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	return false
 }

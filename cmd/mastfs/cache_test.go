@@ -99,9 +99,7 @@ func TestRemountReusesCache(t *testing.T) {
 	if err := s.ResetLogs(); err != nil {
 		t.Fatal(err)
 	}
-	m2 := &mount{dir: m.dir, cacheDir: m.cacheDir, logFile: m.logFile}
-	m2.start(t, "", append(append([]string{"mount", "--host", s.Host, "--port", itoa(int64(s.Port)),
-		"--ca-file", s.CAFile, "--cache-dir", m.cacheDir, "--log-file", m.logFile}, args...), m.dir))
+	m.remount(t, args...)
 	if got := sha(t, large); got != f.SHA256 {
 		t.Fatal("read after remount differs")
 	}

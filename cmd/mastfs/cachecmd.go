@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"mastfs/cache"
+	"mastfs/cmd/internal/human"
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps"
 )
 
@@ -122,11 +124,11 @@ func printDu(w io.Writer, dir string, files []cache.FileUsage) {
 		if f.Size > 0 {
 			pct = 100 * float64(f.Cached) / float64(f.Size)
 		}
-		fmt.Fprintf(w, "%10s  %10s  %4.0f%%  %s\n", formatBytes(f.Cached), formatBytes(f.Size), pct, f.Path)
+		fmt.Fprintf(w, "%10s  %10s  %4.0f%%  %s\n", human.Bytes(f.Cached), human.Bytes(f.Size), pct, f.Path)
 		cached += f.Cached
 		onDisk += f.OnDisk
 	}
-	fmt.Fprintf(w, "%s, %s cached (%s on disk) in %s\n", plural(int64(len(files)), "file"), formatBytes(cached), formatBytes(onDisk), dir)
+	fmt.Fprintf(w, "%s, %s cached (%s on disk) in %s\n", human.Plural(int64(len(files)), "file"), human.Bytes(cached), human.Bytes(onDisk), dir)
 }
 
 func cmdCacheClear(args []string) error {
@@ -159,14 +161,14 @@ func cmdCacheClear(args []string) error {
 	for _, f := range gone {
 		n += f.OnDisk
 	}
-	fmt.Printf("cleared %s: %s, %s\n", dir, plural(int64(len(gone)), "file"), formatBytes(n))
+	fmt.Printf("cleared %s: %s, %s\n", dir, human.Plural(int64(len(gone)), "file"), human.Bytes(n))
 	return nil
 }
 
 // mountsUsing names the running mounts whose cache is dir, as far as their
 // control sockets say.
 func mountsUsing(dir string) []string {
-	mounts, err := mastfsMounts()
+	mounts, err := mountinfo.OfType(fuseType)
 	if err != nil {
 		return nil
 	}

@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"mastfs/cmd/mastfs/internal/status"
-	"mastfs/ftps/ftpstest"
 )
 
 // result is what one run of the mastfs program did.
@@ -53,22 +49,6 @@ func statusOf(t *testing.T, mountpoint string) status.Report {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
 	return r
-}
-
-// startMountOn mounts s again with the cache directory of an earlier mount,
-// at a new mount point.
-func startMountOn(t *testing.T, s *ftpstest.Server, cacheDir string, args ...string) *mount {
-	t.Helper()
-	requireFUSE(t)
-	base := t.TempDir()
-	m := &mount{dir: filepath.Join(base, "mnt"), cacheDir: cacheDir, logFile: filepath.Join(base, "mastfs.log")}
-	if err := os.Mkdir(m.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	all := []string{"mount", "--host", s.Host, "--port", fmt.Sprint(s.Port), "--ca-file", s.CAFile,
-		"--cache-dir", cacheDir, "--log-file", m.logFile, "-v"}
-	all = append(all, args...)
-	return m.start(t, "", append(all, m.dir))
 }
 
 // privateRuntime gives the mounts and commands of a test a runtime

@@ -34,7 +34,7 @@ func (s *mountState) report() status.Report {
 	}
 	r := status.Report{
 		Mountpoint: s.mountpoint, PID: os.Getpid(), Started: s.started,
-		Host: s.cfg.Host, Port: port, TLS: tlsModeName(s.cfg.TLS), User: s.cfg.User,
+		Host: s.cfg.Host, Port: port, TLS: s.cfg.TLS.String(), User: s.cfg.User,
 		RemoteDir: s.remoteDir, CacheDir: s.cacheDir, MetricsAddr: s.metricsAddr,
 		Cache: status.Cache{Used: cs.Used, Limit: cs.Limit, Chunks: cs.Chunks, Hits: cs.Hits, Misses: cs.Misses,
 			BytesFetched: cs.BytesFetched, FetchesInFlight: cs.FetchesInFlight,
@@ -50,15 +50,4 @@ func (s *mountState) report() status.Report {
 		r.Pool.TLSVersion = tls.VersionName(ps.TLSVersion)
 	}
 	return r
-}
-
-func tlsModeName(m ftps.TLSMode) string {
-	switch m {
-	case ftps.Implicit:
-		return "implicit"
-	case ftps.Plaintext:
-		return "none"
-	default:
-		return "explicit"
-	}
 }

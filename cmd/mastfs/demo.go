@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -117,33 +115,12 @@ func cmdDemo(args []string) error {
 		dirTTL:    5 * time.Minute,
 	}
 	guide := demoGuide(shownMP, work, port, caFile)
-	ready := &onReady{ready: func() { fmt.Print(guide) }}
-	err = serve(&m, mountpoint, log, ready)
+	err = serve(&m, mountpoint, log, os.Stdin, func() { fmt.Print(guide) })
 	if err == nil {
 		fmt.Fprintf(os.Stderr, "mastfs demo: unmounted %s and stopped the server\n", shownMP)
 	}
 	return err
 }
-
-// onReady is the ready pipe of serve for a mount in this process: it calls
-// ready when serve reports the mount is up.
-type onReady struct {
-	buf   bytes.Buffer
-	ready func()
-}
-
-func (o *onReady) Write(p []byte) (int, error) {
-	o.buf.Write(p)
-	if strings.TrimSpace(o.buf.String()) == "ok" && o.ready != nil {
-		o.ready()
-		o.ready = nil
-	}
-	return len(p), nil
-}
-
-func (o *onReady) Close() error { return nil }
-
-var _ io.WriteCloser = (*onReady)(nil)
 
 // demoGuide is what the demo prints once mounted.
 func demoGuide(mp, work string, port int, caFile string) string {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/stagegen"
 )
 
@@ -58,12 +59,12 @@ func TestDemo(t *testing.T) {
 				_ = cmd.Process.Kill()
 			}
 		}
-		if mounted(mp) {
+		if mountinfo.Mounted(mp) {
 			_ = syscall.Unmount(mp, syscall.MNT_DETACH)
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for !mounted(mp) || !strings.Contains(out.String(), "Ctrl-C unmounts") {
+	for !mountinfo.Mounted(mp) || !strings.Contains(out.String(), "Ctrl-C unmounts") {
 		select {
 		case err := <-done:
 			t.Fatalf("mastfs demo exited: %v\n%s", err, out.String())
@@ -117,7 +118,7 @@ print(fits.getheader(sys.argv[1])["TELESCOP"])`
 	case <-time.After(15 * time.Second):
 		t.Fatalf("demo still running 15s after Ctrl-C")
 	}
-	if mounted(mp) {
+	if mountinfo.Mounted(mp) {
 		t.Error("still mounted after Ctrl-C")
 	}
 	if !strings.Contains(out.String(), "unmounted") {

@@ -254,7 +254,7 @@ func TestMountWhileServerDown(t *testing.T) {
 	}
 
 	s.Stop()
-	m2 := m.remount(t, ftpstest.ProxyHost, s.Port, s.CAFile, "--remote-dir", "/"+stagegen.AnonDir, "--timeout", "2s")
+	m2 := m.remount(t, "--remote-dir", "/"+stagegen.AnonDir, "--timeout", "2s")
 	ents, err := os.ReadDir(m2.dir)
 	if err != nil || len(ents) == 0 {
 		t.Fatalf("root listing with the server down: %d entries, %v", len(ents), err)

@@ -186,3 +186,28 @@ func parse(fs *flag.FlagSet, args []string, examples string) error {
 	}
 	return nil
 }
+
+// readPasswordFile reads a password from the first line of a file, which
+// others must not be able to read.
+func readPasswordFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("password file %s is readable by others (mode %v): chmod 600 %s", p, st.Mode().Perm(), p)
+	}
+	b := make([]byte, 4096)
+	n, _ := f.Read(b)
+	line, _, _ := strings.Cut(string(b[:n]), "\n")
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return "", errors.New("password file " + p + " is empty")
+	}
+	return line, nil
+}

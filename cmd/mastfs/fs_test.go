@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
@@ -262,7 +263,7 @@ func TestSIGTERMUnmounts(t *testing.T) {
 	if err := m.stop(t); err != nil {
 		t.Fatalf("stop: %v\n%s", err, m.log(t))
 	}
-	if mounted(m.dir) {
+	if mountinfo.Mounted(m.dir) {
 		t.Fatal("still mounted")
 	}
 	if code := m.cmd.ProcessState.ExitCode(); code != 0 {

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/cmd/mastfs/internal/status"
 	"mastfs/ftps/ftpstest"
 )
@@ -101,7 +102,7 @@ func TestMountTypeFuseMastfs(t *testing.T) {
 	if st.User != s.User || st.RemoteDir != "/"+s.Stage.UserDir || st.Port != s.Port || st.Mountpoint != mp {
 		t.Errorf("status of the fstab mount: %+v", st)
 	}
-	if mounted(mp) {
+	if mountinfo.Mounted(mp) {
 		t.Error("the mount is visible outside its namespace")
 	}
 	if log, _ := os.ReadFile(logFile); strings.Contains(string(log), s.Password) {

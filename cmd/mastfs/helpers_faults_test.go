@@ -17,55 +17,10 @@ import (
 
 // Helpers of the fault, hostile-server, process and secret tests.
 
-// mountAt runs mastfs mount against host:port, trusting caFile, with its
-// own mount point, cache and log; unmounted when the test ends.
-func mountAt(t *testing.T, host string, port int, caFile, stdin string, args ...string) *mount {
-	t.Helper()
-	requireFUSE(t)
-	base := t.TempDir()
-	m := &mount{
-		dir:      filepath.Join(base, "mnt"),
-		cacheDir: filepath.Join(base, "cache"),
-		logFile:  filepath.Join(base, "mastfs.log"),
-	}
-	if err := os.Mkdir(m.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return m.start(t, stdin, m.args(host, port, caFile, args...))
-}
-
-// args is the command line of a mount of m against host:port.
-func (m *mount) args(host string, port int, caFile string, extra ...string) []string {
-	all := []string{"mount", "--host", host, "--port", fmt.Sprint(port), "--cache-dir", m.cacheDir,
-		"--log-file", m.logFile, "-v"}
-	if caFile != "" {
-		all = append(all, "--ca-file", caFile)
-	}
-	return append(append(all, extra...), m.dir)
-}
-
-// remount starts mastfs again on the same mount point, cache and log, and
-// waits until the new mount answers: a dead one left on the mount point
-// is in the mount table too.
-func (m *mount) remount(t *testing.T, host string, port int, caFile string, extra ...string) *mount {
-	t.Helper()
-	m2 := &mount{dir: m.dir, cacheDir: m.cacheDir, logFile: m.logFile}
-	m2.start(t, "", m2.args(host, port, caFile, extra...))
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		_, err := os.Stat(m2.dir)
-		if err == nil && mounted(m2.dir) {
-			return m2
-		}
-		if time.Now().After(deadline) || !m2.alive() {
-			t.Fatalf("remount on %s: %v\n%s", m2.dir, err, m2.log(t))
-		}
-	}
-}
-
 // mountBehindProxy mounts s through p, verifying its certificate there.
 func mountBehindProxy(t *testing.T, s *ftpstest.Server, args ...string) *mount {
 	t.Helper()
-	return mountAt(t, ftpstest.ProxyHost, s.Port, s.CAFile, "", args...)
+	return startMastfs(t, mountSpec{host: ftpstest.ProxyHost, port: s.Port, caFile: s.CAFile, args: args})
 }
 
 // proxiedStage starts vsftpd behind a fault proxy, serving a small stage.

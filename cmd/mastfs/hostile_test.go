@@ -140,7 +140,7 @@ func hostileNames(t *testing.T, mlsd bool) {
 	h.SetList("/stage/sub", sub.b.Bytes())
 	h.SetFile("/stage/sub/inner.fits", content("inner", 100))
 
-	m := mountAt(t, h.Host, h.Port, h.CAFile, "", "--remote-dir", "/stage")
+	m := startMastfs(t, mountSpec{host: h.Host, port: h.Port, caFile: h.CAFile, args: []string{"--remote-dir", "/stage"}})
 
 	ents, err := os.ReadDir(m.dir)
 	if err != nil {
@@ -269,7 +269,7 @@ func TestHostileHugeListing(t *testing.T) {
 	}
 	h.SetList("/big", l.b.Bytes())
 	h.SetFile("/big/obs099999_raw.fits", content("last", 99999%5000))
-	m := mountAt(t, h.Host, h.Port, h.CAFile, "", "--remote-dir", "/big")
+	m := startMastfs(t, mountSpec{host: h.Host, port: h.Port, caFile: h.CAFile, args: []string{"--remote-dir", "/big"}})
 	var names []string
 	took, err := timed(t, "readdir of 100,000 entries", 2*time.Minute, func() error {
 		f, err := os.Open(m.dir)
@@ -314,7 +314,7 @@ func TestHostileChangingFile(t *testing.T) {
 	h.SetList("/c", listed(size, size, "20240101000000"))
 	h.SetFile("/c/grow.fits", orig)
 	h.SetFile("/c/shrink.fits", orig)
-	m := mountAt(t, h.Host, h.Port, h.CAFile, "", "--remote-dir", "/c", "--dir-cache-ttl", "1s", "--chunk-size", "1MiB")
+	m := startMastfs(t, mountSpec{host: h.Host, port: h.Port, caFile: h.CAFile, args: []string{"--remote-dir", "/c", "--dir-cache-ttl", "1s", "--chunk-size", "1MiB"}})
 
 	// Grows after listing: the listed size, the old bytes.
 	if _, err := os.Stat(filepath.Join(m.dir, "grow.fits")); err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"mastfs/cmd/mastfs/internal/fstab"
 )
 
 // Exit codes, documented in the README.
@@ -65,12 +67,17 @@ func run(args []string) int {
 		fmt.Print(usage)
 		return exitOK
 	default:
-		if !isMountHelperCall(args) {
+		if !fstab.IsHelperCall(args) {
 			fmt.Fprintf(os.Stderr, "mastfs: unknown command %q\n\n%s", cmd, usage)
 			return exitUsage
 		}
 		cmd = "mount"
-		err = cmdMountHelper(args)
+		var margs []string
+		if margs, err = fstab.MountArgs(args); err != nil {
+			err = usageError{err.Error()}
+		} else {
+			err = cmdMount(margs)
+		}
 	}
 	if err == nil {
 		return exitOK

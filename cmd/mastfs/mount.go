@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"mastfs/cache"
+	"mastfs/cmd/mastfs/internal/daemon"
+	"mastfs/cmd/mastfs/internal/sdnotify"
 	"mastfs/fs"
 	"mastfs/ftps"
 )
@@ -70,24 +71,24 @@ func cmdMount(args []string) error {
 	}
 	defer closeLog.Close()
 
-	if m.daemon && os.Getenv(daemonEnv) == "" {
-		return daemonize(&m, args, log)
+	if m.daemon && !daemon.IsChild() {
+		return background(&m, args, log)
 	}
-	ready := daemonReady() // nil unless we are the detached child
-
-	err = serve(&m, mountpoint, log, ready)
-	if err != nil && ready != nil {
-		fmt.Fprintf(ready, "%v\n", err)
-		ready.Close()
+	pipe := daemon.ReadyPipe() // nil unless we are the detached child
+	var ready func()
+	if pipe != nil {
+		ready = pipe.Mounted
+	}
+	err = serve(&m, mountpoint, log, os.Stdin, ready)
+	if err != nil && pipe != nil {
+		pipe.Failed(err)
 	}
 	return err
 }
 
-func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteCloser) error {
-	cfg, err := m.server.config(log, os.Stdin)
-	if err != nil {
-		return err
-	}
+// serve mounts at mountpoint what assemble builds from m, calls ready once
+// the kernel has the mount, and returns when it is unmounted.
+func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, ready func()) error {
 	if err := clearStale(mountpoint, log); err != nil {
 		return err
 	}
@@ -96,84 +97,42 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, ready io.WriteClo
 	} else if !st.IsDir() {
 		return fmt.Errorf("mount point %s is not a directory", mountpoint)
 	}
-
-	client, err := ftps.New(cfg)
+	a, err := assemble(m, log, stdin)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	// A server that refuses us (certificate, password) is said so now,
-	// not as EIO on every access; one that cannot be reached is not a
-	// reason to refuse a mount that can serve its cache. Each step of the
-	// dial has its own deadline.
-	if err = client.Ping(context.Background()); err != nil && !ftps.IsTransient(err) {
-		return err
-	} else if err != nil {
-		log.Warn("server unreachable; mounting anyway, serving what the cache holds", "host", cfg.Host, "err", err)
-	} else {
-		// Log the rest of the pool in now, side by side: the first parallel
-		// reads and listings then find their connections ready.
-		go func() {
-			wctx, cancel := context.WithTimeout(context.Background(), 3*cfg.Timeout)
-			defer cancel()
-			if err := client.Warm(wctx, cfg.MaxConns); err != nil {
-				log.Debug("warming the connection pool", "err", err)
-			}
-		}()
-	}
-
-	ccfg, err := m.cacheConfig(cfg, log)
-	if err != nil {
-		return err
-	}
-	store, err := cache.Open(ccfg, client)
-	if err != nil {
-		return fmt.Errorf("open cache %s: %w", ccfg.Dir, err)
-	}
-	defer store.Close()
+	defer a.Close()
 
 	if m.allowOther {
 		log.Warn("--allow-other: every local user can read this mount, exclusive-access data included")
 	}
-	opts := fs.Options{
-		RemoteDir: m.server.remoteDir,
-		DirTTL:    m.dirTTL,
-		ListAhead: max(1, cfg.MaxConns-1), // leave a connection for what the user waits on
-		Logger:    log,
-		UID:       uint32(os.Getuid()),
-		GID:       uint32(os.Getgid()),
-		Statfs: func() (uint64, uint64) {
-			st := store.Stats()
-			free := st.Limit - st.Used
-			return uint64(max(st.Limit, 0)), uint64(max(free, 0))
-		},
-	}
-	extras, err := startExtras(&mountState{started: time.Now(), mountpoint: mountpoint, cfg: cfg,
-		remoteDir: m.server.remoteDir, cacheDir: ccfg.Dir, cache: store, client: client}, m.metricsAddr, log)
+	extras, err := startExtras(&mountState{started: time.Now(), mountpoint: mountpoint, cfg: a.cfg,
+		remoteDir: a.remoteDir, cacheDir: a.cacheDir, cache: a.cache, client: a.client}, m.metricsAddr, log)
 	if err != nil {
 		return err
 	}
 	defer extras.Close()
-	root := fs.NewRoot(client, store, opts)
-	srv, err := fs.Mount(mountpoint, root, opts, fs.MountOptions{
+	srv, err := fs.Mount(mountpoint, a.root, a.opts, fs.MountOptions{
 		AllowOther: m.allowOther, Debug: m.debugFUSE,
-		Source: "mastfs:" + cfg.User + "@" + cfg.Host + m.server.remoteDir,
+		Source: "mastfs:" + a.cfg.User + "@" + a.cfg.Host + a.remoteDir,
 	})
 	if err != nil {
 		return mountHint(err)
 	}
-	log.Info("mounted", "mountpoint", mountpoint, "host", cfg.Host, "user", cfg.User,
-		"remote_dir", m.server.remoteDir, "cache", ccfg.Dir)
+	log.Info("mounted", "mountpoint", mountpoint, "host", a.cfg.Host, "user", a.cfg.User,
+		"remote_dir", a.remoteDir, "cache", a.cacheDir)
 	if ready != nil {
-		fmt.Fprintln(ready, "ok")
-		ready.Close()
+		ready()
 	}
+	// A detached child has no $NOTIFY_SOCKET: its parent tells systemd.
+	notify(log, sdnotify.Ready+"\nSTATUS=mounted "+a.cfg.Host+a.remoteDir+" at "+mountpoint)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		for sig := range sigs {
 			log.Info("unmounting", "signal", sig.String())
+			notify(log, sdnotify.Stopping)
 			if err := srv.Unmount(); err != nil {
 				log.Warn("unmount failed; detaching lazily", "err", err)
 				_ = syscall.Unmount(mountpoint, syscall.MNT_DETACH)
@@ -203,7 +162,12 @@ func (m *mountFlags) cacheConfig(cfg ftps.Config, log *slog.Logger) (cache.Confi
 			return cache.Config{}, err
 		}
 	}
-	return cache.Config{Dir: dir, MaxBytes: size, ChunkSize: chunk, Streams: cfg.MaxConns, Logger: log}, nil
+	perFile, err := unstableInt(envStreamsPerFile, log)
+	if err != nil {
+		return cache.Config{}, err
+	}
+	return cache.Config{Dir: dir, MaxBytes: size, ChunkSize: chunk, Streams: cfg.MaxConns,
+		StreamsPerFile: perFile, Logger: log}, nil
 }
 
 // defaultCacheDir is where a mount of host as user keeps its cache when no

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 )
 
@@ -67,43 +67,48 @@ type mount struct {
 	logFile  string
 	cmd      *exec.Cmd
 	done     chan error
+	spec     mountSpec // how it was started
+}
+
+// mountSpec says how a test mounts: the server, and what differs from a
+// fresh mount with a mount point, cache and log of its own.
+type mountSpec struct {
+	host     string
+	port     int
+	caFile   string // "" to trust the system roots
+	implicit bool   // implicit TLS
+	args     []string
+
+	dir, cacheDir, logFile string               // default: new ones in a temporary directory
+	stdin                  string               // the process's standard input
+	env                    []string             // added to the process's environment
+	bin                    string               // default: the binary built for these tests
+	attr                   *syscall.SysProcAttr // e.g. the credentials of another user
+}
+
+// serverSpec is a fresh mount of s with args.
+func serverSpec(s *ftpstest.Server, args ...string) mountSpec {
+	return mountSpec{host: s.Host, port: s.Port, caFile: s.CAFile, implicit: s.Implicit, args: args}
 }
 
 // startMount runs mastfs mount against s and waits until the kernel has
 // the mount. It is unmounted when the test ends, even on failure.
 func startMount(t *testing.T, s *ftpstest.Server, stdin string, args ...string) *mount {
 	t.Helper()
+	sp := serverSpec(s, args...)
+	sp.stdin = stdin
+	return startMastfs(t, sp)
+}
+
+// startMastfs is how every test starts a mount: it runs mastfs mount as sp
+// says and waits until the kernel has the mount. It is unmounted when the
+// test ends, even on failure.
+func startMastfs(t *testing.T, sp mountSpec) *mount {
+	t.Helper()
 	requireFUSE(t)
-	base := t.TempDir()
-	m := &mount{
-		dir:      filepath.Join(base, "mnt"),
-		cacheDir: filepath.Join(base, "cache"),
-		logFile:  filepath.Join(base, "mastfs.log"),
-		done:     make(chan error, 1),
-	}
-	if err := os.Mkdir(m.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	all := []string{"mount", "--host", s.Host, "--port", fmt.Sprint(s.Port), "--ca-file", s.CAFile,
-		"--cache-dir", m.cacheDir, "--log-file", m.logFile, "-v"}
-	if s.Implicit {
-		all = append(all, "--tls", "implicit")
-	}
-	all = append(all, args...)
-	return m.start(t, stdin, append(all, m.dir))
-}
-
-func (m *mount) start(t *testing.T, stdin string, args []string) *mount {
-	t.Helper()
-	return m.startWith(t, stdin, args, nil)
-}
-
-// startWith starts the mount process, with credentials when attr says.
-func (m *mount) startWith(t *testing.T, stdin string, args []string, attr *syscall.SysProcAttr) *mount {
-	t.Helper()
-	m.cmd = exec.Command(binary, args...)
-	m.cmd.SysProcAttr = attr
-	m.cmd.Stdin = strings.NewReader(stdin)
+	sp.fill(t)
+	m := &mount{dir: sp.dir, cacheDir: sp.cacheDir, logFile: sp.logFile, spec: sp}
+	m.cmd = sp.command()
 	out, err := os.Create(m.logFile + ".out")
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +122,7 @@ func (m *mount) startWith(t *testing.T, stdin string, args []string, attr *sysca
 	go func() { m.done <- m.cmd.Wait() }()
 	t.Cleanup(func() { m.stop(t) })
 	deadline := time.Now().Add(30 * time.Second)
-	for !mounted(m.dir) {
+	for !mountinfo.Mounted(m.dir) {
 		select {
 		case err := <-m.done:
 			m.done <- err
@@ -129,6 +134,103 @@ func (m *mount) startWith(t *testing.T, stdin string, args []string, attr *sysca
 		}
 	}
 	return m
+}
+
+// fill gives sp a mount point, cache and log of its own where it has none.
+func (sp *mountSpec) fill(t *testing.T) {
+	t.Helper()
+	if sp.dir != "" && sp.cacheDir != "" && sp.logFile != "" {
+		return
+	}
+	base := t.TempDir()
+	if sp.dir == "" {
+		sp.dir = filepath.Join(base, "mnt")
+		if err := os.Mkdir(sp.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sp.cacheDir == "" {
+		sp.cacheDir = filepath.Join(base, "cache")
+	}
+	if sp.logFile == "" {
+		sp.logFile = filepath.Join(base, "mastfs.log")
+	}
+}
+
+// command is the mastfs mount process sp describes, not yet started.
+func (sp *mountSpec) command() *exec.Cmd {
+	bin := sp.bin
+	if bin == "" {
+		bin = binary
+	}
+	args := []string{"mount", "--host", sp.host, "--port", strconv.Itoa(sp.port),
+		"--cache-dir", sp.cacheDir, "--log-file", sp.logFile, "-v"}
+	if sp.caFile != "" {
+		args = append(args, "--ca-file", sp.caFile)
+	}
+	if sp.implicit {
+		args = append(args, "--tls", "implicit")
+	}
+	cmd := exec.Command(bin, append(append(args, sp.args...), sp.dir)...)
+	cmd.SysProcAttr = sp.attr
+	cmd.Stdin = strings.NewReader(sp.stdin)
+	if sp.env != nil {
+		cmd.Env = append(os.Environ(), sp.env...)
+	}
+	return cmd
+}
+
+// mountFails runs mastfs mount as sp says, for a mount that must fail: it
+// returns the exit code and what the process printed, and fails the test
+// if the mount appears or the process is still running after a minute.
+func mountFails(t *testing.T, sp *mountSpec) (int, string) {
+	t.Helper()
+	requireFUSE(t)
+	sp.fill(t)
+	t.Cleanup(func() {
+		if mountinfo.Mounted(sp.dir) {
+			_ = syscall.Unmount(sp.dir, syscall.MNT_DETACH)
+		}
+	})
+	cmd := sp.command()
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("mastfs mount still running after a minute (mounted: %v)\n%s", mountinfo.Mounted(sp.dir), out.String())
+	}
+	if mountinfo.Mounted(sp.dir) {
+		t.Fatalf("mounted, yet the mount was to fail\n%s", out.String())
+	}
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// remount starts mastfs again on the same server, mount point, cache and
+// log, with args instead of the first mount's, and waits until the new
+// mount answers: a dead one left on the mount point is in the mount table
+// too.
+func (m *mount) remount(t *testing.T, args ...string) *mount {
+	t.Helper()
+	sp := m.spec
+	sp.args, sp.stdin = args, ""
+	m2 := startMastfs(t, sp)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := os.Stat(m2.dir)
+		if err == nil && mountinfo.Mounted(m2.dir) {
+			return m2
+		}
+		if time.Now().After(deadline) || !m2.alive() {
+			t.Fatalf("remount on %s: %v\n%s", m2.dir, err, m2.log(t))
+		}
+	}
 }
 
 // stop unmounts with SIGTERM, as a user's Ctrl-C would, and makes sure.
@@ -145,7 +247,7 @@ func (m *mount) stop(t *testing.T) error {
 		_ = m.cmd.Process.Kill()
 		err = errors.New("mastfs did not exit within 15s of SIGTERM")
 	}
-	if mounted(m.dir) {
+	if mountinfo.Mounted(m.dir) {
 		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
 		if err == nil {
 			err = errors.New("still mounted after mastfs exited")
@@ -159,23 +261,6 @@ func (m *mount) log(t *testing.T) string {
 	b, _ := os.ReadFile(m.logFile)
 	o, _ := os.ReadFile(m.logFile + ".out")
 	return string(b) + string(o)
-}
-
-// mounted reports whether dir is a mount point in /proc/self/mountinfo.
-func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	return false
 }
 
 func sha(t *testing.T, p string) string {
@@ -229,6 +314,6 @@ func walkMount(t *testing.T, dir string) map[string]iofs.FileInfo {
 	return got
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -12,12 +12,13 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"mastfs/cmd/internal/human"
+	"mastfs/cmd/internal/mountinfo"
+	"mastfs/cmd/mastfs/internal/prefetch"
 	"mastfs/cmd/mastfs/internal/status"
 )
 
@@ -47,7 +48,7 @@ func cmdPrefetch(args []string) error {
 	if *jobs < 1 {
 		return usageError{"-j: want 1 or more"}
 	}
-	mounts, err := mastfsMounts()
+	mounts, err := mountinfo.OfType(fuseType)
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func cmdPrefetch(args []string) error {
 	before := map[string]status.Report{}
 	for _, f := range files {
 		if _, ok := before[f.mount]; !ok {
-			if r, err := mountStatus(mountEntry{Point: f.mount}); err == nil {
+			if r, err := mountStatus(mountinfo.Mount{Point: f.mount}); err == nil {
 				before[f.mount] = r
 			}
 		}
@@ -76,7 +77,7 @@ func cmdPrefetch(args []string) error {
 	if len(before) > 0 && total > limit {
 		fmt.Fprintf(os.Stderr, "mastfs prefetch: warning: %s to read, but the cache holds at most %s: "+
 			"the first files will be evicted by the last; prefetch less, or mount with a larger --cache-size\n",
-			formatBytes(total), formatBytes(limit))
+			human.Bytes(total), human.Bytes(limit))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,7 +93,7 @@ func cmdPrefetch(args []string) error {
 		}
 		return 80
 	}
-	p := newProgress(out, tty, width, total, len(files))
+	p := prefetch.NewProgress(out, tty, width, total, len(files))
 	var failed atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(*jobs)
@@ -101,30 +102,30 @@ func cmdPrefetch(args []string) error {
 			if gctx.Err() != nil {
 				return nil
 			}
-			err := readThrough(gctx, f.path, p)
-			p.filesDone.Add(1)
+			err := prefetch.ReadThrough(gctx, f.path, p)
+			p.FileDone()
 			switch {
 			case err != nil && gctx.Err() != nil:
 			case err != nil:
 				failed.Add(1)
-				p.println(fmt.Sprintf("failed: %s: %v", f.path, err))
+				p.Println(fmt.Sprintf("failed: %s: %v", f.path, err))
 			case !tty && !*quiet:
-				p.println(fmt.Sprintf("ok  %10s  %s", formatBytes(f.size), f.path))
+				p.Println(fmt.Sprintf("ok  %10s  %s", human.Bytes(f.size), f.path))
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
-	p.finish()
+	p.Finish()
 
-	elapsed := time.Since(p.start)
-	done := p.done.Load()
-	summary := fmt.Sprintf("prefetched %s, %s in %s (%s/s)", plural(p.filesDone.Load()-failed.Load(), "file"),
-		formatBytes(done), formatDuration(elapsed), formatBytes(int64(float64(done)/max(elapsed.Seconds(), 0.001))))
+	elapsed := p.Elapsed()
+	done, filesDone := p.Done()
+	summary := fmt.Sprintf("prefetched %s, %s in %s (%s/s)", human.Plural(filesDone-failed.Load(), "file"),
+		human.Bytes(done), human.Duration(elapsed), human.Bytes(int64(float64(done)/max(elapsed.Seconds(), 0.001))))
 	var fetched int64
 	answered := 0
 	for mp, b := range before {
-		if a, err := mountStatus(mountEntry{Point: mp}); err == nil {
+		if a, err := mountStatus(mountinfo.Mount{Point: mp}); err == nil {
 			fetched += a.Cache.BytesFetched - b.Cache.BytesFetched
 			answered++
 		}
@@ -134,9 +135,9 @@ func cmdPrefetch(args []string) error {
 	case fetched <= 0:
 		summary += "; all of it was already cached"
 	case fetched >= done:
-		summary += fmt.Sprintf("; %s came from the server", formatBytes(fetched))
+		summary += fmt.Sprintf("; %s came from the server", human.Bytes(fetched))
 	default:
-		summary += fmt.Sprintf("; %s came from the server, the rest was already cached", formatBytes(fetched))
+		summary += fmt.Sprintf("; %s came from the server, the rest was already cached", human.Bytes(fetched))
 	}
 	fmt.Println(summary)
 	if ctx.Err() != nil {
@@ -150,7 +151,7 @@ func cmdPrefetch(args []string) error {
 
 // prefetchList walks the paths and returns the regular files under them,
 // each once, with their total size. Every path must be in a mastfs mount.
-func prefetchList(mounts []mountEntry, paths []string) ([]prefetchFile, int64, error) {
+func prefetchList(mounts []mountinfo.Mount, paths []string) ([]prefetchFile, int64, error) {
 	var files []prefetchFile
 	var total int64
 	seen := map[string]bool{}
@@ -162,11 +163,11 @@ func prefetchList(mounts []mountEntry, paths []string) ([]prefetchFile, int64, e
 		}
 	}
 	for _, arg := range paths {
-		abs, err := resolvePath(arg)
+		abs, err := mountinfo.Resolve(arg)
 		if err != nil {
 			return nil, 0, err
 		}
-		m, ok := mountOf(mounts, abs)
+		m, ok := mountinfo.Holding(mounts, abs)
 		if !ok {
 			return nil, 0, fmt.Errorf("%s: %w; prefetch reads through a mount: mount the stage first, "+
 				"and see mastfs status for the mounts there are", abs, errNotMastfs)
@@ -205,30 +206,4 @@ func prefetchList(mounts []mountEntry, paths []string) ([]prefetchFile, int64, e
 		}
 	}
 	return files, total, nil
-}
-
-// readThrough reads a file of the mount to its end, so that the mount
-// caches every chunk. The kernel's page cache of the file is dropped first:
-// pages it still holds would be served without asking the mount.
-func readThrough(ctx context.Context, p string, prog *progress) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-	buf := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := f.Read(buf)
-		prog.add(n)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }

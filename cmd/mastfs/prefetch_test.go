@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/cmd/internal/human"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
@@ -28,7 +29,7 @@ func TestPrefetchFillsCache(t *testing.T) {
 	}
 
 	out := mustRun(t, "prefetch", "-j", "4", m.dir)
-	if !strings.Contains(out, "prefetched "+plural(int64(len(files)), "file")+", "+formatBytes(total)) {
+	if !strings.Contains(out, "prefetched "+human.Plural(int64(len(files)), "file")+", "+human.Bytes(total)) {
 		t.Errorf("prefetch of %d files, %d bytes, says:\n%s", len(files), total, out)
 	}
 	if !strings.Contains(out, "ok ") || !strings.Contains(out, "from the server") {
@@ -42,7 +43,9 @@ func TestPrefetchFillsCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again := startMountOn(t, s, m.cacheDir, "--remote-dir", "/"+stagegen.AnonDir)
+	sp := serverSpec(s, "--remote-dir", "/"+stagegen.AnonDir)
+	sp.cacheDir = m.cacheDir
+	again := startMastfs(t, sp)
 	for _, f := range files {
 		rel := strings.TrimPrefix(f.Path, stagegen.AnonDir+"/")
 		if got := sha(t, filepath.Join(again.dir, filepath.FromSlash(rel))); got != f.SHA256 {

@@ -112,7 +112,7 @@ func TestKillDuringReadsThenRemount(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m2 := m.remount(t, s.Host, s.Port, s.CAFile, args...)
+	m2 := m.remount(t, args...)
 	for name, want := range sums {
 		if got := sha(t, filepath.Join(m2.dir, "bulk", name)); got != want {
 			t.Errorf("%s after the kill and remount differs", name)
@@ -146,12 +146,9 @@ func TestCacheOnTinyDisk(t *testing.T) {
 	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: 16 << 20, ManyFiles: -1})
 	sums := bulk(t, st, 6, 4<<20)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st})
-	base := t.TempDir()
-	m := &mount{dir: filepath.Join(base, "mnt"), cacheDir: filepath.Join(tiny, "cache"), logFile: filepath.Join(base, "mastfs.log")}
-	if err := os.Mkdir(m.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	m.start(t, "", m.args(s.Host, s.Port, s.CAFile, "--remote-dir", "/"+stagegen.AnonDir, "--cache-size", "1GiB"))
+	sp := serverSpec(s, "--remote-dir", "/"+stagegen.AnonDir, "--cache-size", "1GiB")
+	sp.cacheDir = filepath.Join(tiny, "cache")
+	m := startMastfs(t, sp)
 	large, _ := st.Lookup(stagegen.LargeFile)
 	read := func(what string) {
 		t.Helper()
@@ -230,7 +227,7 @@ func TestCacheDirDeleted(t *testing.T) {
 	}
 
 	before := settledSent(t, s)
-	m2 := m.remount(t, s.Host, s.Port, s.CAFile, args...)
+	m2 := m.remount(t, args...)
 	for i := range 3 {
 		p, want := file(i)
 		if got := sha(t, filepath.Join(m2.dir, "bulk", filepath.Base(p))); got != want {

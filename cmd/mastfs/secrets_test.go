@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
@@ -74,14 +74,14 @@ func TestSecretsNowhere(t *testing.T) {
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			t.Cleanup(func() {
-				if mounted(mnt) {
+				if mountinfo.Mounted(mnt) {
 					_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
 				}
 			})
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("mount --daemon: %v\n%s", err, out.String())
 			}
-			if !mounted(mnt) {
+			if !mountinfo.Mounted(mnt) {
 				t.Fatal("mount --daemon returned before the mount was there")
 			}
 			pid := daemonPID(t, mnt)
@@ -160,7 +160,7 @@ func TestCertificateVerifiedByDefault(t *testing.T) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t.Cleanup(func() {
-		if mounted(mnt) {
+		if mountinfo.Mounted(mnt) {
 			_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
 	})
@@ -177,7 +177,7 @@ func TestCertificateVerifiedByDefault(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("mount against an untrusted certificate still running after 30s (mounted: %v)", mounted(mnt))
+		t.Fatalf("mount against an untrusted certificate still running after 30s (mounted: %v)", mountinfo.Mounted(mnt))
 	}
 	msg := out.String()
 	t.Logf("%s", strings.TrimSpace(msg))
@@ -186,7 +186,7 @@ func TestCertificateVerifiedByDefault(t *testing.T) {
 			t.Errorf("message does not mention %q:\n%s", want, msg)
 		}
 	}
-	if mounted(mnt) {
+	if mountinfo.Mounted(mnt) {
 		t.Error("mounted anyway")
 	}
 }
@@ -236,25 +236,11 @@ func TestCachePermissions(t *testing.T) {
 // mount at dir.
 func superOptions(t *testing.T, dir string) string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
+	m, ok := mountinfo.At(dir)
+	if !ok {
+		t.Fatalf("%s not in the mount table", dir)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || fields[4] != dir {
-			continue
-		}
-		for i, f := range fields {
-			if f == "-" && i+3 < len(fields) {
-				return fields[i+3]
-			}
-		}
-	}
-	t.Fatalf("%s not in the mount table", dir)
-	return ""
+	return m.SuperOptions
 }
 
 // TestAllowOtherOffByDefault: a mount lets only its user in unless
@@ -281,37 +267,24 @@ func TestAllowOtherOffByDefault(t *testing.T) {
 func TestWrongPasswordRefused(t *testing.T) {
 	requireFUSE(t)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	base := t.TempDir()
-	mnt := filepath.Join(base, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	const wrong = "not-the-password-4711"
-	cmd := exec.Command(binary, "mount", "--host", s.Host, "--port", fmt.Sprint(s.Port), "--ca-file", s.CAFile,
-		"--user", s.User, "--password-stdin", "-v", "--cache-dir", filepath.Join(base, "cache"), mnt)
-	cmd.Stdin = strings.NewReader(wrong + "\n")
-	t.Cleanup(func() {
-		if mounted(mnt) {
-			_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
-		}
-	})
 	if err := s.ResetLogs(); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitFailure || mounted(mnt) {
-		t.Fatalf("mount with a wrong password: %v, mounted %v\n%s", err, mounted(mnt), out)
+	sp := serverSpec(s, "--user", s.User, "--password-stdin")
+	sp.stdin = wrong + "\n"
+	code, out := mountFails(t, &sp)
+	if code != exitFailure {
+		t.Fatalf("mount with a wrong password: exit %d, want %d\n%s", code, exitFailure, out)
 	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("refused after %v", took)
-	}
-	if !strings.Contains(string(out), "login failed for "+s.User) {
+	if !strings.Contains(out, "login failed for "+s.User) {
 		t.Errorf("message does not say the login failed:\n%s", out)
 	}
-	if strings.Contains(string(out), wrong) {
+	if strings.Contains(out, wrong) {
 		t.Error("the wrong password was echoed")
+	}
+	if b, err := os.ReadFile(sp.logFile); err != nil || strings.Contains(string(b), wrong) {
+		t.Errorf("log file: %v, or it holds the wrong password", err)
 	}
 	if cmds, err := s.Commands(); err == nil {
 		n := 0

@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"mastfs/cmd/internal/human"
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/cmd/mastfs/internal/status"
+	"mastfs/ftps"
 )
 
 const statusExamples = `  mastfs status                  every mastfs mount of this machine
@@ -31,7 +34,7 @@ func cmdStatus(args []string) error {
 	if fset.NArg() > 1 {
 		return usageError{"want at most one MOUNTPOINT (see mastfs status --help)"}
 	}
-	mounts, err := mastfsMounts()
+	mounts, err := mountinfo.OfType(fuseType)
 	if err != nil {
 		return err
 	}
@@ -92,12 +95,12 @@ func cmdStatus(args []string) error {
 }
 
 // findMount returns the mastfs mount at or above path p.
-func findMount(mounts []mountEntry, p string) (mountEntry, error) {
-	abs, err := resolvePath(p)
+func findMount(mounts []mountinfo.Mount, p string) (mountinfo.Mount, error) {
+	abs, err := mountinfo.Resolve(p)
 	if err != nil {
-		return mountEntry{}, err
+		return mountinfo.Mount{}, err
 	}
-	if m, ok := mountOf(mounts, abs); ok {
+	if m, ok := mountinfo.Holding(mounts, abs); ok {
 		return m, nil
 	}
 	var points []string
@@ -108,11 +111,11 @@ func findMount(mounts []mountEntry, p string) (mountEntry, error) {
 	if len(points) > 0 {
 		hint = "mastfs mounts here: " + strings.Join(points, ", ")
 	}
-	return mountEntry{}, fmt.Errorf("%s: %w (%s)", abs, errNotMastfs, hint)
+	return mountinfo.Mount{}, fmt.Errorf("%s: %w (%s)", abs, errNotMastfs, hint)
 }
 
 // mountStatus asks a mount for its figures over its control socket.
-func mountStatus(m mountEntry) (status.Report, error) {
+func mountStatus(m mountinfo.Mount) (status.Report, error) {
 	r, err := status.Query(m.Point)
 	switch {
 	case err == nil:
@@ -137,7 +140,7 @@ func printJSON(w io.Writer, v any) error {
 func printStatus(w io.Writer, r status.Report, now time.Time) {
 	c, p := r.Cache, r.Pool
 	tls := r.TLS + " TLS"
-	if r.TLS == "none" {
+	if r.TLS == ftps.Plaintext.String() {
 		tls = "no TLS"
 	}
 	if p.TLSVersion != "" {
@@ -150,19 +153,22 @@ func printStatus(w io.Writer, r status.Report, now time.Time) {
 		pct = 100 * float64(c.Used) / float64(c.Limit)
 	}
 	fmt.Fprintf(w, "  cache        %s of %s used (%.1f%%), %d chunks, in %s\n",
-		formatBytes(c.Used), formatBytes(c.Limit), pct, c.Chunks, r.CacheDir)
+		human.Bytes(c.Used), human.Bytes(c.Limit), pct, c.Chunks, r.CacheDir)
 	if c.Hits+c.Misses == 0 {
 		fmt.Fprintf(w, "  hit ratio    no reads yet\n")
 	} else {
 		fmt.Fprintf(w, "  hit ratio    %.1f%% (%d chunk reads from the cache, %d from the server)\n",
 			100*c.HitRatio, c.Hits, c.Misses)
 	}
-	fmt.Fprintf(w, "  fetched      %s from the server\n", formatBytes(c.BytesFetched))
+	fmt.Fprintf(w, "  fetched      %s from the server\n", human.Bytes(c.BytesFetched))
 	fmt.Fprintf(w, "  transfers    %d in flight\n", c.FetchesInFlight)
 	fmt.Fprintf(w, "  connections  %d open (%d busy) of %d; %d retries, %d TLS fallbacks\n",
 		p.Open, p.Busy, p.Limit, p.Retries, p.TLSFallbacks)
-	fmt.Fprintf(w, "  process      pid %d, up %s\n", r.PID, formatDuration(now.Sub(r.Started)))
+	fmt.Fprintf(w, "  process      pid %d, up %s\n", r.PID, human.Duration(now.Sub(r.Started)))
 	if r.MetricsAddr != "" {
 		fmt.Fprintf(w, "  metrics      http://%s/metrics\n", r.MetricsAddr)
 	}
 }
+
+// fuseType is the file system type of a mastfs mount in the mount table.
+const fuseType = "fuse.mastfs"

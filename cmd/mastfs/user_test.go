@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"mastfs/cmd/internal/mountinfo"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
@@ -76,11 +77,9 @@ func TestMountAsOrdinaryUser(t *testing.T) {
 	}
 	asNobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 
-	m := &mount{dir: mnt, cacheDir: filepath.Join(home, "cache"), logFile: filepath.Join(home, "mastfs.log")}
-	m.cmd = nil
-	args := []string{"mount", "--host", s.Host, "--port", itoa(int64(s.Port)), "--ca-file", caFile,
-		"--cache-dir", m.cacheDir, "--log-file", m.logFile, "--remote-dir", "/" + stagegen.AnonDir, mnt}
-	startAs(t, m, bin, args, asNobody)
+	m := startMastfs(t, mountSpec{host: s.Host, port: s.Port, caFile: caFile, dir: mnt,
+		cacheDir: filepath.Join(home, "cache"), logFile: filepath.Join(home, "mastfs.log"),
+		bin: bin, attr: asNobody, args: []string{"--remote-dir", "/" + stagegen.AnonDir}})
 
 	cat := exec.Command("sha256sum", filepath.Join(mnt, "jbk802010_flt.fits"))
 	cat.SysProcAttr = asNobody
@@ -95,16 +94,7 @@ func TestMountAsOrdinaryUser(t *testing.T) {
 	if err := m.stop(t); err != nil {
 		t.Fatalf("stop: %v\n%s", err, m.log(t))
 	}
-	if mounted(mnt) {
+	if mountinfo.Mounted(mnt) {
 		t.Error("still mounted after SIGTERM")
 	}
-}
-
-// startAs runs the mount process with the given credentials.
-func startAs(t *testing.T, m *mount, bin string, args []string, attr *syscall.SysProcAttr) {
-	t.Helper()
-	saved := binary
-	binary = bin
-	defer func() { binary = saved }()
-	m.startWith(t, "", args, attr)
 }

@@ -14,7 +14,7 @@ type Report struct {
 	Started     time.Time `json:"started"`
 	Host        string    `json:"host"`
 	Port        int       `json:"port"`
-	TLS         string    `json:"tls"` // explicit, implicit or none
+	TLS         string    `json:"tls"` // explicit, implicit or plaintext
 	User        string    `json:"user"`
 	RemoteDir   string    `json:"remote_dir"`
 	CacheDir    string    `json:"cache_dir"`

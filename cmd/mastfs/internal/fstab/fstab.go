@@ -1,14 +1,5 @@
-package main
-
-import (
-	"errors"
-	"fmt"
-	"os"
-	"sort"
-	"strings"
-)
-
-// Mounting at boot. mount(8) hands a file system of type fuse.mastfs to
+// Package fstab turns the command line of a mount helper into mastfs
+// mount flags. mount(8) hands a file system of type fuse.mastfs to
 // mount.fuse3, which runs
 //
 //	mastfs SOURCE MOUNTPOINT -o OPTIONS
@@ -17,6 +8,14 @@ import (
 // "mastfs mount --daemon" would, returning once the mount is ready, as a
 // mount helper must. SOURCE is a --host value, which may carry the remote
 // directory: archive.stsci.edu/anonymous/anonymous12345.
+package fstab
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
 
 // helperOption is one -o option and the mount flag it stands for.
 type helperOption struct {
@@ -61,9 +60,9 @@ var helperIgnored = map[string]bool{
 	"default_permissions": true,
 }
 
-// isMountHelperCall reports whether args are a mount helper's rather than a
+// IsHelperCall reports whether args are a mount helper's rather than a
 // command's: "SOURCE MOUNTPOINT -o OPTIONS".
-func isMountHelperCall(args []string) bool {
+func IsHelperCall(args []string) bool {
 	if len(args) < 2 || strings.HasPrefix(args[0], "-") {
 		return false
 	}
@@ -75,15 +74,17 @@ func isMountHelperCall(args []string) bool {
 	return strings.ContainsAny(args[0], ".:/")
 }
 
-// cmdMountHelper mounts as mount.fuse3 asks, detached.
-func cmdMountHelper(args []string) error {
+// MountArgs turns "SOURCE MOUNTPOINT -o OPTIONS" into the arguments of
+// mastfs mount that mount as mount.fuse3 asks: detached, once ready. Every
+// error it returns is a mistake in the command line.
+func MountArgs(args []string) ([]string, error) {
 	source, mountpoint := args[0], args[1]
 	var opts []string
 	for i := 2; i < len(args); i++ {
 		switch a := args[i]; {
 		case a == "-o":
 			if i+1 == len(args) {
-				return usageError{"-o wants options, e.g. -o user=me@example.org,remote_dir=/me@example.org"}
+				return nil, errors.New("-o wants options, e.g. -o user=me@example.org,remote_dir=/me@example.org")
 			}
 			i++
 			opts = append(opts, strings.Split(args[i], ",")...)
@@ -92,15 +93,15 @@ func cmdMountHelper(args []string) error {
 		case a == "-n" || a == "-s" || a == "-v":
 			// mount(8)'s own: no mtab, sloppy, verbose.
 		default:
-			return usageError{fmt.Sprintf("mount helper: unexpected argument %q; want SOURCE MOUNTPOINT -o OPTIONS "+
-				"(or a command: mastfs help)", a)}
+			return nil, fmt.Errorf("mount helper: unexpected argument %q; want SOURCE MOUNTPOINT -o OPTIONS "+
+				"(or a command: mastfs help)", a)
 		}
 	}
 	flags, err := helperFlags(source, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return cmdMount(append(flags, "--daemon", mountpoint))
+	return append(flags, "--daemon", mountpoint), nil
 }
 
 // helperFlags turns a source and -o options into mount flags.
@@ -119,11 +120,11 @@ func helperFlags(source string, opts []string) ([]string, error) {
 			opt, ok := helperOptions[name]
 			switch {
 			case !ok:
-				return nil, usageError{fmt.Sprintf("mount option %q is not one of mastfs's: %s", o, helperOptionNames())}
+				return nil, fmt.Errorf("mount option %q is not one of mastfs's: %s", o, helperOptionNames())
 			case opt.hasValue && !hasValue:
-				return nil, usageError{fmt.Sprintf("mount option %s wants a value: %s=...", name, name)}
+				return nil, fmt.Errorf("mount option %s wants a value: %s=...", name, name)
 			case !opt.hasValue && hasValue:
-				return nil, usageError{fmt.Sprintf("mount option %s takes no value", name)}
+				return nil, fmt.Errorf("mount option %s takes no value", name)
 			case opt.hasValue:
 				flags = append(flags, opt.flag, value)
 			default:
@@ -144,29 +145,4 @@ func helperOptionNames() string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, " ")
-}
-
-// readPasswordFile reads a password from the first line of a file, which
-// others must not be able to read.
-func readPasswordFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("password file %s is readable by others (mode %v): chmod 600 %s", p, st.Mode().Perm(), p)
-	}
-	b := make([]byte, 4096)
-	n, _ := f.Read(b)
-	line, _, _ := strings.Cut(string(b[:n]), "\n")
-	line = strings.TrimRight(line, "\r")
-	if line == "" {
-		return "", errors.New("password file " + p + " is empty")
-	}
-	return line, nil
 }

@@ -1,12 +1,13 @@
-package main
+// Package human writes figures for people: sizes, durations and counts.
+package human
 
 import (
 	"fmt"
 	"time"
 )
 
-// formatBytes writes a byte count for people: 0 B, 512 B, 1.5 KiB, 64.0 MiB.
-func formatBytes(n int64) string {
+// Bytes writes a byte count for people: 0 B, 512 B, 1.5 KiB, 64.0 MiB.
+func Bytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -19,8 +20,8 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// formatDuration rounds a duration for people: 45s, 3m12s, 2h05m.
-func formatDuration(d time.Duration) string {
+// Duration rounds a duration for people: 45s, 3m12s, 2h05m.
+func Duration(d time.Duration) string {
 	switch {
 	case d < 0:
 		return "?"
@@ -35,8 +36,8 @@ func formatDuration(d time.Duration) string {
 	}
 }
 
-// plural writes n and a noun, with an s unless n is 1: "1 file", "3 files".
-func plural(n int64, noun string) string {
+// Plural writes n and a noun, with an s unless n is 1: "1 file", "3 files".
+func Plural(n int64, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}

@@ -1,4 +1,6 @@
-package main
+// Package prefetch reads files of a mount through to their end, so that
+// the mount caches them, and shows how far it got.
+package prefetch
 
 import (
 	"fmt"
@@ -7,17 +9,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mastfs/cmd/internal/human"
 )
 
-// progress counts the bytes and files of a long job and shows them: a bar
+// Progress counts the bytes and files of a long job and shows them: a bar
 // redrawn in place on a terminal, or a plain line now and then otherwise.
-type progress struct {
+type Progress struct {
 	total int64 // bytes to do
 	files int   // files to do
 	start time.Time
 
 	done      atomic.Int64 // bytes done
-	filesDone atomic.Int64
+	filesDone atomic.Int64 // files done, read or failed
 
 	mu      sync.Mutex // guards out, samples, drawn, last
 	out     io.Writer
@@ -40,8 +44,11 @@ type sample struct {
 // of cached chunks, short enough to follow a change of speed.
 const rateWindow = 5 * time.Second
 
-func newProgress(out io.Writer, tty bool, width func() int, total int64, files int) *progress {
-	p := &progress{total: total, files: files, start: time.Now(), out: out, tty: tty, width: width,
+// NewProgress starts showing the progress of reading files holding total
+// bytes on out: a bar redrawn every 200 ms when tty, else a line every
+// 10 s; width gives the terminal's columns.
+func NewProgress(out io.Writer, tty bool, width func() int, total int64, files int) *Progress {
+	p := &Progress{total: total, files: files, start: time.Now(), out: out, tty: tty, width: width,
 		stop: make(chan struct{})}
 	p.samples = []sample{{p.start, 0}}
 	p.last = p.start
@@ -50,9 +57,19 @@ func newProgress(out io.Writer, tty bool, width func() int, total int64, files i
 	return p
 }
 
-func (p *progress) add(n int) { p.done.Add(int64(n)) }
+// Add counts n bytes read.
+func (p *Progress) Add(n int) { p.done.Add(int64(n)) }
 
-func (p *progress) tick() {
+// FileDone counts one file finished, read or failed.
+func (p *Progress) FileDone() { p.filesDone.Add(1) }
+
+// Done is the bytes and files counted so far.
+func (p *Progress) Done() (bytes, files int64) { return p.done.Load(), p.filesDone.Load() }
+
+// Elapsed is the time since the start.
+func (p *Progress) Elapsed() time.Duration { return time.Since(p.start) }
+
+func (p *Progress) tick() {
 	defer p.wg.Done()
 	every := 10 * time.Second
 	if p.tty {
@@ -78,7 +95,7 @@ func (p *progress) tick() {
 	}
 }
 
-func (p *progress) sampleLocked(now time.Time) {
+func (p *Progress) sampleLocked(now time.Time) {
 	p.samples = append(p.samples, sample{now, p.done.Load()})
 	for len(p.samples) > 2 && now.Sub(p.samples[1].t) >= rateWindow {
 		p.samples = p.samples[1:]
@@ -86,7 +103,7 @@ func (p *progress) sampleLocked(now time.Time) {
 }
 
 // rateLocked is bytes per second over the recent window.
-func (p *progress) rateLocked() float64 {
+func (p *Progress) rateLocked() float64 {
 	first, last := p.samples[0], p.samples[len(p.samples)-1]
 	if d := last.t.Sub(first.t).Seconds(); d > 0 {
 		return float64(last.n-first.n) / d
@@ -94,18 +111,18 @@ func (p *progress) rateLocked() float64 {
 	return 0
 }
 
-func (p *progress) lineLocked() string {
+func (p *Progress) lineLocked() string {
 	return progressText(p.done.Load(), p.total, p.rateLocked(), int(p.filesDone.Load()), p.files)
 }
 
-func (p *progress) drawLocked() {
+func (p *Progress) drawLocked() {
 	fmt.Fprintf(p.out, "\r%s\x1b[K", renderBar(p.done.Load(), p.total, p.rateLocked(),
 		int(p.filesDone.Load()), p.files, p.width()))
 	p.drawn = true
 }
 
-// println prints a line of its own, above the bar on a terminal.
-func (p *progress) println(line string) {
+// Println prints a line of its own, above the bar on a terminal.
+func (p *Progress) Println(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.drawn {
@@ -118,8 +135,8 @@ func (p *progress) println(line string) {
 	}
 }
 
-// finish stops the updates, leaving a last full bar on a terminal.
-func (p *progress) finish() {
+// Finish stops the updates, leaving a last full bar on a terminal.
+func (p *Progress) Finish() {
 	close(p.stop)
 	p.wg.Wait()
 	if p.tty {
@@ -138,8 +155,8 @@ func progressText(done, total int64, rate float64, filesDone, files int) string 
 	if total > 0 {
 		pct = 100 * float64(done) / float64(total)
 	}
-	return fmt.Sprintf("%3.0f%% %s / %s  %s/s  ETA %s  %d/%d files", pct, formatBytes(done), formatBytes(total),
-		formatBytes(int64(rate)), eta(total-done, rate), filesDone, files)
+	return fmt.Sprintf("%3.0f%% %s / %s  %s/s  ETA %s  %d/%d files", pct, human.Bytes(done), human.Bytes(total),
+		human.Bytes(int64(rate)), eta(total-done, rate), filesDone, files)
 }
 
 // barText is the room kept for the figures beside the bar, so that the bar
@@ -173,5 +190,5 @@ func eta(left int64, rate float64) string {
 	case rate <= 0:
 		return "--"
 	}
-	return formatDuration(time.Duration(float64(left) / rate * float64(time.Second)))
+	return human.Duration(time.Duration(float64(left) / rate * float64(time.Second)))
 }
