@@ -125,6 +125,8 @@ type Cache struct {
 	files  *simplelru.LRU[string, *file]
 	closed bool
 
+	pre prefetcher // fetching ahead of readers (prefetch.go, walk.go)
+
 	hits, misses, fetched, opened, writeErrors atomic.Int64
 }
 
@@ -226,6 +228,7 @@ func (c *Cache) ReadAt(ctx context.Context, k Key, p []byte, off int64) (int, er
 			return int(lo - off), fmt.Errorf("read %s at %d: %w", k.Path, off, err)
 		}
 	}
+	c.noticeHead(k, p[:n], off)
 	if n < int64(len(p)) {
 		return int(n), io.EOF
 	}
@@ -241,9 +244,10 @@ type piece struct {
 
 // plan is what a read asks of the streams besides its own chunks.
 type plan struct {
-	want   int64 // fetch up to this chunk (exclusive): the read's own and its read-ahead
-	reach  int64 // a live stream at most this many chunks short of a chunk may serve it
-	linger bool  // the stream stays open a moment for a follow-up read
+	want   int64     // fetch up to this chunk (exclusive): the read's own and its read-ahead
+	reach  int64     // a live stream at most this many chunks short of a chunk may serve it
+	linger bool      // the stream stays open a moment for a follow-up read
+	held   *heldSlot // a new stream runs in a slot its creator took (prefetch.go)
 }
 
 // readPiece fills pc.dst from the store, or from the stream that fetches its chunk.
