@@ -2,6 +2,7 @@ package fs
 
 import (
 	"path"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -37,25 +38,33 @@ func seqLen(size int64) int64 {
 }
 
 // sequence notices the files of one directory opened one after another in
-// listing order, as cp -r, rsync, a loop over a sorted glob and "mastfs
-// prefetch" open them, and says which files to fetch ahead: one once
+// the directory's order, and says which files to fetch ahead: one once
 // seqRun files open in order, then twice as many at each file while the
-// order holds, within seqFiles and seqBytes. Any other open (another file of the
-// directory, another directory) ends the run at once; random access fetches
-// nothing ahead. Reopening the file last opened changes nothing.
+// order holds, within seqFiles and seqBytes. Two orders count: by name, as
+// rsync, a loop over a sorted glob and "mastfs prefetch" open files, and by
+// inode number, as cp -r does (GNU cp sorts a directory's entries by d_ino
+// before copying them, and ours are hashes). Any other open (another file
+// of the directory, another directory) ends a run at once; random access
+// fetches nothing ahead. Reopening the file last opened changes nothing.
 //
 // One sequence serves the whole mount: a copy opens one directory at a
 // time, and two walks at once break each other's runs, which errs on the
 // side of fetching nothing.
 type sequence struct {
-	mu     sync.Mutex    // guards every field below
-	dir    string        // directory of the run
-	ver    time.Time     // the listing order was built from
-	order  []stage.Entry // dir's regular files, by name
-	pos    int           // index in order of the file opened last; -1: none
-	run    int           // files opened in order up to pos
-	window int           // files ahead the run has earned
-	reach  int           // files up to this index were fetched ahead
+	mu     sync.Mutex // guards every field below
+	dir    string     // directory of the runs
+	ver    time.Time  // the listing the orders were built from
+	tracks [2]track   // by name, by inode number
+}
+
+// track follows the opens of a directory's files in one order.
+type track struct {
+	order  []stage.Entry  // the directory's regular files
+	index  map[string]int // name to its index in order
+	pos    int            // index of the file opened last; -1: none
+	run    int            // files opened in order up to pos
+	window int            // files ahead the run has earned
+	reach  int            // files up to this index were fetched ahead
 }
 
 // open records that name was opened in dir, whose listing (ents, fetched
@@ -64,43 +73,69 @@ func (s *sequence) open(dir string, ver time.Time, ents map[string]stage.Entry, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if dir != s.dir || !ver.Equal(s.ver) {
-		s.dir, s.ver, s.order = dir, ver, files(ents)
-		s.pos, s.run, s.window, s.reach = -1, 0, 0, -1
+		s.dir, s.ver = dir, ver
+		byName := files(ents)
+		byIno := slices.Clone(byName)
+		sort.SliceStable(byIno, func(i, j int) bool {
+			return ino(path.Join(dir, byIno[i].Name), byIno[i]) < ino(path.Join(dir, byIno[j].Name), byIno[j])
+		})
+		s.tracks[0], s.tracks[1] = newTrack(byName), newTrack(byIno)
 	}
-	i := sort.Search(len(s.order), func(i int) bool { return s.order[i].Name >= name })
+	var out []stage.Entry
+	for k := range s.tracks {
+		for _, e := range s.tracks[k].open(name) {
+			if !slices.ContainsFunc(out, func(x stage.Entry) bool { return x.Name == e.Name }) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+func newTrack(order []stage.Entry) track {
+	t := track{order: order, index: make(map[string]int, len(order)), pos: -1, reach: -1}
+	for i, e := range order {
+		t.index[e.Name] = i
+	}
+	return t
+}
+
+// open records an open of name and returns the files to fetch ahead now.
+func (t *track) open(name string) []stage.Entry {
+	i, ok := t.index[name]
 	switch {
-	case i == len(s.order) || s.order[i].Name != name:
-		s.pos, s.run, s.window, s.reach = -1, 0, 0, -1 // not a file of the listing
+	case !ok:
+		t.pos, t.run, t.window, t.reach = -1, 0, 0, -1 // not a file of the listing
 		return nil
-	case i == s.pos:
+	case i == t.pos:
 		return nil
-	case s.pos < 0 || i != s.pos+1:
-		s.pos, s.run, s.window, s.reach = i, 1, 0, i
-		return nil
-	}
-	s.pos = i
-	s.run++
-	if s.run < seqRun {
-		s.reach = i
+	case t.pos < 0 || i != t.pos+1:
+		t.pos, t.run, t.window, t.reach = i, 1, 0, i
 		return nil
 	}
-	s.window = min(max(1, 2*s.window), seqFiles)
-	from := max(i+1, s.reach+1) // files before from are on their way already
+	t.pos = i
+	t.run++
+	if t.run < seqRun {
+		t.reach = i
+		return nil
+	}
+	t.window = min(max(1, 2*t.window), seqFiles)
+	from := max(i+1, t.reach+1) // files before from are on their way already
 	var ahead int64
-	for _, e := range s.order[i+1 : from] {
+	for _, e := range t.order[i+1 : from] {
 		ahead += seqLen(e.Size)
 	}
 	to := from
-	for to < len(s.order) && to <= i+s.window {
-		n := seqLen(s.order[to].Size)
+	for to < len(t.order) && to <= i+t.window {
+		n := seqLen(t.order[to].Size)
 		if ahead+n > seqBytes {
 			break
 		}
 		ahead += n
 		to++
 	}
-	s.reach = max(s.reach, to-1)
-	return s.order[from:to]
+	t.reach = max(t.reach, to-1)
+	return t.order[from:to]
 }
 
 // files are the regular files of a listing, by name.

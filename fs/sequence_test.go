@@ -1,11 +1,17 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -248,4 +254,132 @@ func seqIndexes(from, to int) []int {
 		out = append(out, i)
 	}
 	return slices.Clip(out)
+}
+
+// cp -r opens a directory's files by inode number: that order is a run too.
+func TestSequenceInodeOrder(t *testing.T) {
+	ents := listingOf(30, 10<<10)
+	byIno := files(ents)
+	sort.Slice(byIno, func(i, j int) bool {
+		return ino(path.Join("/d", byIno[i].Name), byIno[i]) < ino(path.Join("/d", byIno[j].Name), byIno[j])
+	})
+	var s sequence
+	var got []stage.Entry
+	for _, e := range byIno[:10] {
+		got = append(got, s.open("/d", time.Unix(5, 0), ents, e.Name)...)
+	}
+	if len(got) != 10-seqRun+seqFiles {
+		t.Fatalf("fetched %d ahead, want %d", len(got), 10-seqRun+seqFiles)
+	}
+	for i, e := range got {
+		if e.Name != byIno[seqRun+i].Name {
+			t.Fatalf("fetched %s %d-th, want %s: inode order", e.Name, i, byIno[seqRun+i].Name)
+		}
+	}
+}
+
+// slowRemote serves files from memory to a cache, each stream after a
+// fixed delay (a round trip), and counts the streams of each path.
+type slowRemote struct {
+	delay time.Duration
+
+	mu    sync.Mutex // guards files, opens
+	files map[string][]byte
+	opens map[string]int
+}
+
+func (r *slowRemote) ReadAt(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	rtt := time.NewTimer(r.delay)
+	defer rtt.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-rtt.C:
+	}
+	r.mu.Lock()
+	b, ok := r.files[p]
+	r.opens[p]++
+	r.mu.Unlock()
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return io.NopCloser(bytes.NewReader(b[min(off, int64(len(b))):])), nil
+}
+
+// Through the kernel and the real cache: cp -r of a directory, and a loop
+// reading its files by name, fetch files ahead and read each file from
+// the remote once, byte for byte; reading them shuffled fetches nothing
+// ahead.
+func TestPrefetchThroughKernel(t *testing.T) {
+	const n = 40
+	r := &slowRemote{delay: 5 * time.Millisecond, files: map[string][]byte{}, opens: map[string]int{}}
+	l := newLister()
+	var ents []stage.Entry
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range n {
+		name := fmt.Sprintf("p%03d_flt.fits", i)
+		b := make([]byte, 3000+rng.IntN(30000))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		e := stage.Entry{Name: name, Type: stage.File, Size: int64(len(b)), ModTime: mtime}
+		ents = append(ents, e)
+		for _, d := range []string{"copy", "names", "shuffled"} {
+			r.files["/stage/"+d+"/"+name] = b
+		}
+	}
+	for _, d := range []string{"copy", "names", "shuffled"} {
+		l.set("/stage/"+d, ents...)
+	}
+	l.set("/stage", dir("copy"), dir("names"), dir("shuffled"))
+	c, err := cache.Open(cache.Config{Dir: t.TempDir(), ChunkSize: 64 << 10, Streams: 4, Logger: testLogger(t)}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	mnt, _ := mountTree(t, l, c, Options{RemoteDir: "/stage"})
+
+	check := func(d string, got func(name string) []byte) {
+		t.Helper()
+		for _, e := range ents {
+			if !bytes.Equal(got(e.Name), r.files["/stage/"+d+"/"+e.Name]) {
+				t.Fatalf("%s/%s differs from the server's", d, e.Name)
+			}
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, e := range ents {
+			if k := r.opens["/stage/"+d+"/"+e.Name]; k != 1 {
+				t.Errorf("%s/%s fetched by %d streams, want 1", d, e.Name, k)
+			}
+		}
+	}
+	prefetched := func() int64 { f, _, _ := c.PrefetchStats(); return f }
+
+	dst := t.TempDir()
+	if out, err := exec.Command("cp", "-r", filepath.Join(mnt, "copy"), dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -r: %v\n%s", err, out)
+	}
+	check("copy", func(name string) []byte { return readFile(t, filepath.Join(dst, "copy", name)) })
+	afterCopy := prefetched()
+	if afterCopy == 0 {
+		t.Error("cp -r fetched no file ahead")
+	}
+
+	check("names", func(name string) []byte { return readFile(t, filepath.Join(mnt, "names", name)) })
+	afterNames := prefetched()
+	if afterNames == afterCopy {
+		t.Error("reading files by name fetched no file ahead")
+	}
+
+	shuffled := map[string][]byte{}
+	for _, i := range []int{17, 3, 29, 11, 38, 0, 22, 8, 33, 14, 5, 26, 36, 19, 1, 31, 9, 24, 39, 12,
+		6, 28, 16, 35, 2, 21, 10, 32, 18, 37, 4, 25, 13, 30, 7, 23, 34, 15, 27, 20} {
+		name := ents[i].Name
+		shuffled[name] = readFile(t, filepath.Join(mnt, "shuffled", name))
+	}
+	check("shuffled", func(name string) []byte { return shuffled[name] })
+	if got := prefetched(); got != afterNames {
+		t.Errorf("a shuffled walk fetched %d files ahead", got-afterNames)
+	}
 }
