@@ -119,6 +119,10 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	if err != nil {
 		return mountHint(err)
 	}
+	// Signals are caught before anyone is told the mount is ready, so that
+	// a SIGTERM right after READY=1 unmounts instead of killing the process.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	log.Info("mounted", "mountpoint", mountpoint, "host", a.cfg.Host, "user", a.cfg.User,
 		"remote_dir", a.remoteDir, "cache", a.cacheDir)
 	if ready != nil {
@@ -127,8 +131,6 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	// A detached child has no $NOTIFY_SOCKET: its parent tells systemd.
 	notify(log, sdnotify.Ready+"\nSTATUS=mounted "+a.cfg.Host+a.remoteDir+" at "+mountpoint)
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		for sig := range sigs {
 			log.Info("unmounting", "signal", sig.String())
