@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,4 +103,45 @@ func BenchmarkReadRandom(b *testing.B) {
 			b.ReportMetric(float64(c.Stats().BytesFetched)/float64(b.N), "fetchedB/op")
 		})
 	}
+}
+
+// BenchmarkCPUPerGiB reads a 1 GiB file end to end, cold, from a remote
+// with no latency and no bandwidth limit, and reports the CPU time (user
+// plus system, the whole process, the fake remote's copying included) the
+// read cost per GiB: what the cache itself spends on each byte.
+func BenchmarkCPUPerGiB(b *testing.B) {
+	const size = 1 << 30
+	r := newFake()
+	k := r.add("/big.fits", size, 3)
+	cfg := Config{Dir: b.TempDir(), ChunkSize: 1 << 20, MaxBytes: 2 * size, Logger: slog.New(slog.DiscardHandler)}
+	c, err := Open(cfg, r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	p := make([]byte, 128<<10)
+	b.SetBytes(size)
+	var cpu time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		c.Forget("")
+		before := cpuTime(b)
+		b.StartTimer()
+		readFile(b, c, k, p)
+		b.StopTimer()
+		cpu += cpuTime(b) - before
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/GiB")
+}
+
+// cpuTime returns the user plus system time the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

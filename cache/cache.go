@@ -1,15 +1,26 @@
-// Package cache keeps the bytes of remote files in a chunked, persistent,
-// size-bounded cache on local disk. It fetches only the chunks that are
-// read, streams ahead of sequential readers, and survives restarts and
-// crashes: every chunk is written aside, renamed into place and checked
-// against its crc before it is served.
+// Package cache keeps the bytes of remote files in a persistent,
+// size-bounded cache on local disk, and fetches only what is read.
 //
-// Read-ahead is per file. Each read is classified (readahead.go): one that
-// continues a run of reads earns a window that starts at one chunk and
-// doubles as the run crosses chunks, up to Config.ReadAhead. A remote stream
-// then reads the file chunk after chunk, each chunk committed as it
-// completes, and is extended as the reader moves on, so a cold sequential
-// read pays for one stream (a few, over segments, far away). It closes once
+// Words used throughout, one name per thing:
+//   - A file is one version of a remote file, named by its Key (path, size,
+//     modification time). A new size or time is another file.
+//   - A chunk is a fixed-size piece of a file (Config.ChunkSize; the last
+//     one shorter), the unit the cache stores, checks and evicts.
+//   - A transfer is one ranged read from the Remote: the bytes of a file
+//     from an offset on, for as long as it is read (one RETR on FTPS).
+//   - A stream is the engine's reader of one transfer: it reads a run of
+//     chunks one after another, storing each as it completes.
+//   - A segment is a part of a file's read-ahead window given to a stream
+//     of its own, so several streams read one file at once.
+//
+// The package has two parts along one seam. A Store keeps chunks and
+// records on disk; the engine, Cache, serves
+// reads from it and fetches what it lacks. Read-ahead is per file. Each
+// read is classified (readahead.go): one that continues a run of reads
+// earns a window that starts at one chunk and doubles as the run crosses
+// chunks, up to Config.ReadAhead. A stream then reads the window chunk
+// after chunk, and is extended as the reader moves on, so a cold sequential
+// read pays for one transfer (a few, over segments). A stream closes once
 // its plan is met and no read extends it within IdleTimeout, or within
 // yieldAfter when another stream waits for its slot. A random read gets a
 // stream for its own chunks only, closed at once. A read waiting on a chunk
@@ -23,8 +34,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,11 +65,14 @@ type Config struct {
 	IdleTimeout time.Duration // how long a stream waits for the next sequential read; default 1.5 s
 	// StreamsPerFile > 1 cuts a sequential read's window into that many
 	// segments, each read by its own stream, which beats one stream over a
-	// long, window-limited path (measured at 100 ms round trip with a 4 MiB
-	// window: 1.7x one stream on 256 MiB), and costs nothing on a short
-	// one. Default 4, at most Streams.
+	// long, window-limited path, and costs little on a short one.
+	// Default 4, at most Streams.
 	StreamsPerFile int
-	Logger         *slog.Logger // default slog.Default()
+	// Budget, when set, returns the streams that may be open now (the
+	// connections the server currently accepts); it overrides Streams as
+	// it changes, and Streams stays the most asked of it at once.
+	Budget func() int
+	Logger *slog.Logger // default slog.Default()
 }
 
 // Defaults for Config.
@@ -93,33 +105,31 @@ type Stats struct {
 	WriteErrors     int64 // chunks served uncached because the disk refused them
 }
 
-// Cache is a chunked on-disk cache in front of a Remote. It is safe for
-// concurrent use. Lock order: fileState.mu, then Cache.mu or store.mu.
+// Cache is the fetch engine in front of a Remote, over a Store. It is safe
+// for concurrent use. Lock order: file.mu, then Cache.mu; the Store locks
+// on its own.
 type Cache struct {
-	cfg     Config
-	remote  Remote
-	log     *slog.Logger
-	store   *store
-	slots   *slots
-	spill   *lru.Cache[string, []byte] // chunks the disk refused, for readers still waiting on them
-	bufs    sync.Pool                  // *[]byte of headerLen+ChunkSize, for chunks on their way to disk
-	scratch sync.Pool                  // *[]byte for checking a chunk's crc
-	dirLock *os.File                   // holds the flock on Dir/v1; nil on a read-only tree
-	records string                     // Dir/v1/records
+	cfg    Config
+	remote Remote
+	log    *slog.Logger
+	store  Store
+	slots  *slots
+	spill  *lru.Cache[spillKey, []byte] // chunks the disk refused, for readers still waiting on them
+	bufs   sync.Pool                    // *[]byte of ChunkSize, for chunks on their way to the store
 
 	ctx    context.Context // ends at Close; streams run under it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // stream goroutines
 
-	mu     sync.Mutex // guards states, closed
-	states *simplelru.LRU[string, *fileState]
+	mu     sync.Mutex // guards files, closed
+	files  *simplelru.LRU[string, *file]
 	closed bool
 
 	hits, misses, fetched, opened, writeErrors atomic.Int64
 }
 
-// fileStatesKept bounds the access patterns remembered, one per file.
-const fileStatesKept = 4096
+// filesKept bounds the files whose access patterns are remembered.
+const filesKept = 4096
 
 // Open opens the cache in cfg.Dir, creating it if needed, and rebuilds the
 // index from what an earlier run left there.
@@ -127,6 +137,18 @@ func Open(cfg Config, remote Remote) (*Cache, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("cache: no directory given")
 	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newCache(cfg, st, remote), nil
+}
+
+// setDefaults fills the zero fields of cfg and checks the rest.
+func (cfg *Config) setDefaults() error {
 	setDefault(&cfg.MaxBytes, DefaultMaxBytes)
 	setDefault(&cfg.ChunkSize, DefaultChunkSize)
 	setDefault(&cfg.ReadAhead, DefaultReadAhead)
@@ -138,46 +160,29 @@ func Open(cfg Config, remote Remote) (*Cache, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.ChunkSize < 4<<10 || cfg.ChunkSize > 256<<20 {
-		return nil, fmt.Errorf("cache: chunk size %d outside 4 KiB..256 MiB", cfg.ChunkSize)
+		return fmt.Errorf("cache: chunk size %d outside 4 KiB..256 MiB", cfg.ChunkSize)
 	}
-	root := filepath.Join(cfg.Dir, versionDir)
-	chunks, records := filepath.Join(root, "chunks"), filepath.Join(root, "records")
-	for _, d := range []string{cfg.Dir, root, chunks, records} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("cache: %w", err)
-		}
-	}
-	dirLock, err := lockDir(root, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	st := newStore(chunks, cfg.ChunkSize, cfg.Logger)
-	if err := st.scan(); err != nil {
-		if dirLock != nil {
-			dirLock.Close()
-		}
-		return nil, fmt.Errorf("cache: scan %s: %w", chunks, err)
-	}
-	removeTemps(records)
-	used, _, n := st.stats()
-	limit := limitToDisk(cfg.MaxBytes, used, root, cfg.Logger)
-	st.setLimit(limit)
-	if ra := max(cfg.ChunkSize, limit/4); cfg.ReadAhead > ra {
+	return nil
+}
+
+// newCache starts the engine over an open store; cfg has its defaults.
+func newCache(cfg Config, st Store, remote Remote) *Cache {
+	cfg.ChunkSize = st.ChunkSize()
+	u := st.Usage()
+	if ra := max(cfg.ChunkSize, u.Limit/4); cfg.ReadAhead > ra {
 		cfg.Logger.Info("cache: read-ahead lowered to a quarter of the cache", "asked", cfg.ReadAhead, "now", ra)
 		cfg.ReadAhead = ra
 	}
 	cfg.ReadAhead = max(cfg.ReadAhead, cfg.ChunkSize)
-	spill, _ := lru.New[string, []byte](max(4, 2*cfg.Streams))
-	states, _ := simplelru.NewLRU[string, *fileState](fileStatesKept, nil)
-	c := &Cache{cfg: cfg, remote: remote, log: cfg.Logger, store: st, spill: spill, states: states,
-		dirLock: dirLock, records: records,
-		slots: &slots{sem: make(chan struct{}, cfg.Streams)}}
-	c.bufs.New = func() any { b := make([]byte, headerLen+cfg.ChunkSize); return &b }
-	c.scratch.New = func() any { b := make([]byte, 64<<10); return &b }
+	spill, _ := lru.New[spillKey, []byte](max(4, 2*cfg.Streams))
+	files, _ := simplelru.NewLRU[string, *file](filesKept, nil)
+	c := &Cache{cfg: cfg, remote: remote, log: cfg.Logger, store: st, spill: spill, files: files,
+		slots: newSlots(cfg.Streams, cfg.Budget)}
+	c.bufs.New = func() any { b := make([]byte, cfg.ChunkSize); return &b }
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.log.Info("cache: opened", "dir", cfg.Dir, "chunks", n, "used", used, "limit", limit,
+	c.log.Info("cache: opened", "dir", cfg.Dir, "chunks", u.Chunks, "used", u.Used, "limit", u.Limit,
 		"chunk_size", cfg.ChunkSize, "read_ahead", cfg.ReadAhead, "streams", cfg.Streams, "streams_per_file", cfg.StreamsPerFile)
-	return c, nil
+	return c
 }
 
 func setDefault[T int | int64 | time.Duration](v *T, def T) {
@@ -200,12 +205,11 @@ func (c *Cache) ReadAt(ctx context.Context, k Key, p []byte, off int64) (int, er
 	if n == 0 {
 		return 0, nil
 	}
-	id := newFileID(k)
-	f, err := c.state(id)
+	f, err := c.file(k)
 	if err != nil {
 		return 0, fmt.Errorf("read %s at %d: %w", k.Path, off, err)
 	}
-	c.store.use(id)
+	c.store.Use(k)
 	cs := c.cfg.ChunkSize
 	end := off + n
 	a, b := off/cs, (end-1)/cs
@@ -213,11 +217,12 @@ func (c *Cache) ReadAt(ctx context.Context, k Key, p []byte, off int64) (int, er
 	window, linger := f.pat.observe(off, end)
 	f.mu.Unlock()
 	ahead := (window + cs - 1) / cs
-	want := min(b+1+ahead, f.nchunks)
-	c.prefetch(f, a, b, want, ahead)
+	pl := plan{want: min(b+1+ahead, f.nchunks), reach: ahead, linger: linger}
+	c.prefetch(f, a, b, pl)
 	for i := a; i <= b; i++ {
 		lo, hi := max(off, i*cs), min(end, (i+1)*cs)
-		if err := c.readChunk(ctx, f, i, p[lo-off:hi-off], lo-i*cs, want, ahead, linger); err != nil {
+		pc := piece{chunk: i, within: lo - i*cs, dst: p[lo-off : hi-off]}
+		if err := c.readPiece(ctx, f, pc, pl); err != nil {
 			return int(lo - off), fmt.Errorf("read %s at %d: %w", k.Path, off, err)
 		}
 	}
@@ -227,33 +232,45 @@ func (c *Cache) ReadAt(ctx context.Context, k Key, p []byte, off int64) (int, er
 	return int(n), nil
 }
 
-// readChunk copies bytes of chunk i, from within bytes into it, into dst.
-func (c *Cache) readChunk(ctx context.Context, f *fileState, i int64, dst []byte, within, want, reach int64, linger bool) error {
-	sp := c.scratch.Get().(*[]byte)
-	defer c.scratch.Put(sp)
+// piece is the part of one chunk that a read wants.
+type piece struct {
+	chunk  int64  // the chunk's index
+	within int64  // where dst starts in the chunk
+	dst    []byte // where the bytes go
+}
+
+// plan is what a read asks of the streams besides its own chunks.
+type plan struct {
+	want   int64 // fetch up to this chunk (exclusive): the read's own and its read-ahead
+	reach  int64 // a live stream at most this many chunks short of a chunk may serve it
+	linger bool  // the stream stays open a moment for a follow-up read
+}
+
+// readPiece fills pc.dst from the store, or from the stream that fetches its chunk.
+func (c *Cache) readPiece(ctx context.Context, f *file, pc piece, pl plan) error {
 	arrived, broken := 0, 0 // fetches that delivered the chunk; streams that broke
 	for arrived < 3 {
 		first := arrived+broken == 0
-		if c.store.read(f.id, i, dst, within, *sp) {
+		if c.store.ReadChunk(f.key, pc.chunk, pc.dst, pc.within) {
 			if first {
 				c.hits.Add(1)
 			}
 			return nil
 		}
-		if b, ok := c.spill.Get(spillKey(f.id, i)); ok {
-			copy(dst, b[within:])
+		if b, ok := c.spill.Get(f.spillKey(pc.chunk)); ok {
+			copy(pc.dst, b[pc.within:])
 			return nil
 		}
 		if first {
 			c.misses.Add(1)
 		}
-		s, err := c.fetch(f, i, want, reach, linger)
+		s, err := c.fetch(f, pc.chunk, pl)
 		if err != nil {
 			return err
 		}
 		if s != nil {
 			var served bool
-			served, err = c.waitRead(ctx, s, i, within, dst)
+			served, err = c.waitRead(ctx, s, pc)
 			if served {
 				return nil
 			}
@@ -267,32 +284,32 @@ func (c *Cache) readChunk(ctx context.Context, f *fileState, i int64, dst []byte
 		case errors.Is(err, errStreamBroken) && broken < streamRetries:
 			broken++
 			c.log.Info("cache: remote stream broke; reading on from a fresh one",
-				"path", f.id.Path, "chunk", i, "retry", broken, "err", err)
+				"path", f.key.Path, "chunk", pc.chunk, "retry", broken, "err", err)
 		default:
 			return err
 		}
 	}
 	// The chunk was evicted as soon as it arrived, three times: the cache is
 	// far too small for its load. Serve this read straight from the remote.
-	return c.fetchUncached(ctx, f.id, i*c.cfg.ChunkSize+within, dst)
+	return c.fetchUncached(ctx, f.key, pc.chunk*c.cfg.ChunkSize+pc.within, pc.dst)
 }
 
-// state returns the fetch state of a file version, replacing (and stopping
-// the streams of) the state of an older version of the same path.
-func (c *Cache) state(id fileID) (*fileState, error) {
+// file returns the fetch state of a file, replacing (and stopping the
+// streams of) the state of an older version of the same path.
+func (c *Cache) file(k Key) (*file, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
-	old, ok := c.states.Get(id.Path)
-	if ok && old.id.verHash == id.verHash {
+	old, ok := c.files.Get(k.Path)
+	if ok && old.key.Size == k.Size && old.key.ModTime.Equal(k.ModTime) {
 		c.mu.Unlock()
 		return old, nil
 	}
-	n := c.store.chunks(id.Size)
-	f := &fileState{id: id, nchunks: n, segment: c.segmentLen(n), pat: newPattern(c.cfg.ChunkSize, c.cfg.ReadAhead)}
-	c.states.Add(id.Path, f)
+	n := (k.Size + c.cfg.ChunkSize - 1) / c.cfg.ChunkSize
+	f := &file{key: k, nchunks: n, segment: c.segmentLen(n), pat: newPattern(c.cfg.ChunkSize, c.cfg.ReadAhead)}
+	c.files.Add(k.Path, f)
 	c.mu.Unlock()
 	if ok {
 		old.stopAll()
@@ -300,17 +317,21 @@ func (c *Cache) state(id fileID) (*fileState, error) {
 	return f, nil
 }
 
+// chunkLen returns the length of chunk i of f.
+func (c *Cache) chunkLen(f *file, i int64) int64 {
+	return min(c.cfg.ChunkSize, f.key.Size-i*c.cfg.ChunkSize)
+}
+
 // minSegment is the least a segment stream reads: below it, the round
 // trips of opening one more stream cost more than the stream saves.
 const minSegment = 16 << 20
 
 // segmentLen returns the chunks per segment of a file of n chunks, or 0
-// when one stream reads on. A segment is what one stream reads with one
-// RETR: opening one costs five round trips or so with nothing flowing,
-// and closing one wastes what the server had sent on its way (a window),
-// so segments are as long as they can be while StreamsPerFile of them
-// still fit in the read-ahead window, and no longer than a file cut in
-// StreamsPerFile parts.
+// when one stream reads on. Opening a transfer costs several round trips
+// with nothing flowing, and closing one early wastes what the server had
+// sent on its way (a window), so segments are as long as they can be while
+// StreamsPerFile of them still fit in the read-ahead window, and no longer
+// than a file cut in StreamsPerFile parts.
 func (c *Cache) segmentLen(n int64) int64 {
 	per := int64(c.cfg.StreamsPerFile)
 	if per <= 1 {
@@ -328,29 +349,44 @@ func (c *Cache) Forget(pathPrefix string) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	var stop []*fileState
-	for _, p := range c.states.Keys() {
+	var stop []*file
+	for _, p := range c.files.Keys() {
 		if underPrefix(p, pathPrefix) {
-			f, _ := c.states.Peek(p)
+			f, _ := c.files.Peek(p)
 			stop = append(stop, f)
-			c.states.Remove(p)
+			c.files.Remove(p)
 		}
 	}
 	c.mu.Unlock()
 	for _, f := range stop {
 		f.stopAll()
 	}
-	n := c.store.forget(pathPrefix)
+	n := c.store.Forget(pathPrefix)
 	c.log.Info("cache: forgot files", "prefix", pathPrefix, "files", n)
 	return nil
 }
 
+// PutRecord stores data under (kind, name), replacing any earlier record
+// atomically: a reader sees the old record or the new one. kind is a short
+// lower-case word; name may be anything, such as a remote path. Records
+// are small blobs, such as listings kept for offline use, outside the bound.
+func (c *Cache) PutRecord(kind, name string, data []byte) error {
+	return c.store.PutRecord(kind, name, data)
+}
+
+// GetRecord returns the record stored under (kind, name). A missing record
+// gives an error matching fs.ErrNotExist; a damaged one is removed and
+// gives ErrCorrupt.
+func (c *Cache) GetRecord(kind, name string) ([]byte, error) {
+	return c.store.GetRecord(kind, name)
+}
+
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
-	used, limit, chunks := c.store.stats()
-	return Stats{Used: used, Limit: limit, Chunks: chunks,
+	u := c.store.Usage()
+	return Stats{Used: u.Used, Limit: u.Limit, Chunks: u.Chunks,
 		Hits: c.hits.Load(), Misses: c.misses.Load(), BytesFetched: c.fetched.Load(),
-		FetchesInFlight: len(c.slots.sem), StreamsOpened: c.opened.Load(), WriteErrors: c.writeErrors.Load()}
+		FetchesInFlight: c.slots.inUse(), StreamsOpened: c.opened.Load(), WriteErrors: c.writeErrors.Load()}
 }
 
 // Close stops every stream, waits for them, and releases the cache
@@ -362,15 +398,12 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
-	states := c.states.Values()
+	files := c.files.Values()
 	c.mu.Unlock()
 	c.cancel()
-	for _, f := range states {
+	for _, f := range files {
 		f.stopAll()
 	}
 	c.wg.Wait()
-	if c.dirLock == nil {
-		return nil
-	}
-	return c.dirLock.Close() // closing drops the flock
+	return c.store.Close()
 }

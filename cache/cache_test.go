@@ -759,7 +759,7 @@ func TestReadAnsweredBeforeChunkEnds(t *testing.T) {
 	if err := <-tail; err != nil {
 		t.Fatal(err)
 	}
-	if first, _ := c.store.missing(newFileID(k), 0, 1); first >= 0 {
+	if first, _ := c.store.Missing(k, 0, 1); first >= 0 {
 		t.Error("the chunk's last read returned before the chunk was cached")
 	}
 }
@@ -773,9 +773,10 @@ func TestFullCacheRecyclesFiles(t *testing.T) {
 	k := r.add("/big", 3*16*testChunk, 29)
 	c := openCache(t, dir, r, func(cfg *Config) { cfg.MaxBytes = max; cfg.StreamsPerFile = 1 })
 	readSeq(t, c, k, 29, testChunk)
-	c.store.mu.Lock()
-	recycled := c.store.recycled
-	c.store.mu.Unlock()
+	v1 := c.store.(*v1Store)
+	v1.mu.Lock()
+	recycled := v1.recycled
+	v1.mu.Unlock()
 	if recycled < 2*16-4 {
 		t.Errorf("%d chunk files written over, reading 48 chunks through a cache of 16", recycled)
 	}

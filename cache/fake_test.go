@@ -245,9 +245,9 @@ func settle(t testing.TB, c *Cache) {
 	for try := 0; ; try++ {
 		busy := false
 		c.mu.Lock()
-		states := c.states.Values()
+		files := c.files.Values()
 		c.mu.Unlock()
-		for _, f := range states {
+		for _, f := range files {
 			f.mu.Lock()
 			for _, s := range f.streams {
 				busy = busy || (s.buf != nil && s.filled == int64(len(s.buf)))

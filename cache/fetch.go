@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -17,10 +16,10 @@ import (
 // a file chunk after chunk for as long as reads stay ahead of it, and the
 // chunks it reads are committed one by one as they complete.
 
-// fileState is the fetch side of one remote file: its access pattern and
-// the streams reading it.
-type fileState struct {
-	id      fileID
+// file is the engine's state of one file: its access pattern and the
+// streams reading it.
+type file struct {
+	key     Key
 	nchunks int64
 	segment int64 // chunks per segment; 0: one stream reads on (see segmentLen)
 
@@ -31,7 +30,7 @@ type fileState struct {
 
 // stream is one remote read of a file from a chunk boundary onwards.
 type stream struct {
-	f      *fileState
+	f      *file
 	start  int64         // first chunk
 	wake   chan struct{} // capacity 1: want grew, or stop was asked
 	linger bool          // guarded by f.mu: stay open a moment once want is met
@@ -47,7 +46,7 @@ type stream struct {
 	await      int64         // the fewest bytes of buf a reader waits for; 0: none waits
 }
 
-func (f *fileState) stopAll() {
+func (f *file) stopAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, s := range f.streams {
@@ -75,21 +74,28 @@ var errStreamBroken = errors.New("remote stream broke")
 // streamRetries is how many fresh streams a read opens after broken ones.
 const streamRetries = 2
 
-// spillKey names chunk i of a file version in the spill.
-func spillKey(id fileID, i int64) string {
-	return string(id.verHash[:]) + strconv.FormatInt(i, 10)
+// spillKey names a chunk of a file in the spill.
+type spillKey struct {
+	path        string
+	size, mtime int64
+	chunk       int64
+}
+
+func (f *file) spillKey(i int64) spillKey {
+	return spillKey{f.key.Path, f.key.Size, f.key.ModTime.UnixNano(), i}
 }
 
 // fetch returns the stream that will deliver chunk i of f, extending a
 // stream already on its way there or starting one. The stream's plan runs on
 // to the last chunk before want that is not cached. It returns a nil stream
 // when chunk i is in the cache already.
-func (c *Cache) fetch(f *fileState, i, want, reach int64, linger bool) (*stream, error) {
-	first, last := c.store.missing(f.id, i, max(want, i+1))
+func (c *Cache) fetch(f *file, i int64, pl plan) (*stream, error) {
+	first, last := c.store.Missing(f.key, i, max(pl.want, i+1))
 	if first != i {
 		return nil, nil
 	}
-	s := c.streamFor(f, i, last+1, reach, linger, 0)
+	pl.want = last + 1
+	s := c.streamFor(f, i, pl, 0)
 	if s == nil {
 		return nil, ErrClosed
 	}
@@ -102,11 +108,11 @@ func (c *Cache) fetch(f *fileState, i, want, reach int64, linger bool) (*stream,
 // Cached chunks between missing ones are read through and discarded: a new
 // stream would cost more round trips than it saves. With StreamsPerFile > 1
 // the window is cut into segments, each read by a stream of its own.
-func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
-	if want <= b+1 {
+func (c *Cache) prefetch(f *file, a, b int64, pl plan) {
+	if pl.want <= b+1 {
 		return
 	}
-	first, last := c.store.missing(f.id, a, want)
+	first, last := c.store.Missing(f.key, a, pl.want)
 	if first < 0 {
 		return
 	}
@@ -116,7 +122,7 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 		}
 		// The read fetches the segment it waits for; the segments after it
 		// get streams of their own now, not when the reader reaches them.
-		first, last = c.store.missing(f.id, c.segmentEnd(f, first), want)
+		first, last = c.store.Missing(f.key, c.segmentEnd(f, first), pl.want)
 		if first < 0 {
 			return
 		}
@@ -133,15 +139,15 @@ func (c *Cache) prefetch(f *fileState, a, b, want, reach int64) {
 	}
 	for i := first; i >= 0; {
 		end := min(c.segmentEnd(f, i), last+1)
-		if c.streamFor(f, i, end, reach, true, limit) == nil || f.segment == 0 {
+		if c.streamFor(f, i, plan{want: end, reach: pl.reach, linger: true}, limit) == nil || f.segment == 0 {
 			return
 		}
-		i, _ = c.store.missing(f.id, end, last+1)
+		i, _ = c.store.Missing(f.key, end, last+1)
 	}
 }
 
 // segmentEnd returns the end of the segment holding chunk i.
-func (c *Cache) segmentEnd(f *fileState, i int64) int64 {
+func (c *Cache) segmentEnd(f *file, i int64) int64 {
 	if f.segment == 0 {
 		return f.nchunks
 	}
@@ -149,11 +155,12 @@ func (c *Cache) segmentEnd(f *fileState, i int64) int64 {
 }
 
 // streamFor returns a stream that will deliver chunk i: a live one already
-// positioned at or before i, by at most reach chunks or with i in its plan,
-// extended towards want; or a new one, unless limit (if not 0) streams are
-// already reading the file. It returns nil then, and once the cache is closed.
-func (c *Cache) streamFor(f *fileState, i, want, reach int64, linger bool, limit int) *stream {
-	want = min(max(want, i+1), f.nchunks)
+// positioned at or before i, by at most pl.reach chunks or with i in its
+// plan, extended towards pl.want; or a new one, unless limit (if not 0)
+// streams are already reading the file. It returns nil then, and once the
+// cache is closed.
+func (c *Cache) streamFor(f *file, i int64, pl plan, limit int) *stream {
+	want, reach, linger := min(max(pl.want, i+1), f.nchunks), pl.reach, pl.linger
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	live := 0
@@ -203,7 +210,7 @@ func (c *Cache) streamFor(f *fileState, i, want, reach int64, linger bool, limit
 }
 
 // ownedLocked reports whether chunk i lies in the segment of a live stream other than s.
-func (f *fileState) ownedLocked(i int64, s *stream) bool {
+func (f *file) ownedLocked(i int64, s *stream) bool {
 	for _, x := range f.streams {
 		if x != s && !x.stop && x.start <= i && i < x.cap {
 			return true
@@ -212,18 +219,18 @@ func (f *fileState) ownedLocked(i int64, s *stream) bool {
 	return false
 }
 
-// waitRead waits until s has the bytes of chunk i that dst wants, from
-// within bytes into the chunk, and copies them from the chunk in flight:
+// waitRead waits until s has the bytes pc wants, and copies them from the chunk in flight:
 // a read is answered as soon as its own bytes are in, not once the whole
 // chunk is. A read that takes the chunk's last byte waits for the chunk to
 // be on disk, so that a reader done with a file leaves it cached. It
 // reports false with a nil error when the chunk was delivered before the
 // read could copy it, or when the stream stopped early without an error:
 // the caller then looks in the cache again.
-func (c *Cache) waitRead(ctx context.Context, s *stream, i, within int64, dst []byte) (bool, error) {
-	need := within + int64(len(dst))
-	early := need < c.store.chunkLen(s.f.id, i) // else wait for the disk
+func (c *Cache) waitRead(ctx context.Context, s *stream, pc piece) (bool, error) {
+	i, within := pc.chunk, pc.within
+	need := within + int64(len(pc.dst))
 	f := s.f
+	early := need < c.chunkLen(f, i) // else wait for the disk
 	for {
 		f.mu.Lock()
 		if s.next > i {
@@ -231,7 +238,7 @@ func (c *Cache) waitRead(ctx context.Context, s *stream, i, within int64, dst []
 			return false, nil
 		}
 		if s.next == i && early && s.buf != nil && s.filled >= need {
-			copy(dst, s.buf[within:need])
+			copy(pc.dst, s.buf[within:need])
 			f.mu.Unlock()
 			return true, nil
 		}
@@ -284,7 +291,7 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 			return nil
 		}
 		if *rc == nil {
-			r, err := c.remote.ReadAt(c.ctx, f.id.Path, s.start*cs)
+			r, err := c.remote.ReadAt(c.ctx, f.key.Path, s.start*cs)
 			if err != nil {
 				return err
 			}
@@ -292,8 +299,8 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 			c.opened.Add(1)
 		}
 		bp := c.bufs.Get().(*[]byte)
-		buf := (*bp)[:headerLen+c.store.chunkLen(f.id, i)]
-		n, err := c.fill(s, *rc, buf[headerLen:])
+		buf := (*bp)[:c.chunkLen(f, i)]
+		n, err := c.fill(s, *rc, buf)
 		c.fetched.Add(int64(n))
 		if err != nil {
 			f.mu.Lock()
@@ -301,15 +308,15 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 			f.mu.Unlock()
 			c.bufs.Put(bp)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("remote file ended at %d of %d bytes: %w", i*cs+int64(n), f.id.Size, io.ErrUnexpectedEOF)
+				return fmt.Errorf("remote file ended at %d of %d bytes: %w", i*cs+int64(n), f.key.Size, io.ErrUnexpectedEOF)
 			}
 			if c.ctx.Err() == nil {
 				err = fmt.Errorf("%w at chunk %d: %w", errStreamBroken, i, err)
 			}
 			return err
 		}
-		if !c.store.has(f.id, i) {
-			c.commit(f.id, i, buf)
+		if first, _ := c.store.Missing(f.key, i, i+1); first == i {
+			c.commit(f, i, buf)
 		}
 		f.mu.Lock()
 		s.next = i + 1
@@ -407,35 +414,34 @@ func (c *Cache) nextChunk(s *stream) (int64, bool) {
 	}
 }
 
-// commit writes a chunk to the cache. When the disk refuses it, it evicts
-// and tries once more; failing that, the chunk goes to the spill, a few
-// chunks kept in memory so the read is served all the same.
-func (c *Cache) commit(id fileID, i int64, buf []byte) {
-	err := c.store.put(id, i, buf)
+// commit stores a chunk. When the disk refuses it, it evicts and tries
+// once more; failing that, the chunk goes to the spill, a few chunks kept
+// in memory so the read is served all the same.
+func (c *Cache) commit(f *file, i int64, data []byte) {
+	err := c.store.PutChunk(f.key, i, data)
 	if err == nil {
 		return
 	}
-	if !errors.Is(err, errStale) {
-		c.log.Warn("cache: write failed; evicting and retrying", "path", id.Path, "chunk", i, "err", err)
-		used, _, _ := c.store.stats()
-		c.store.evict(max(4*(headerLen+c.cfg.ChunkSize), used/8))
-		if err = c.store.put(id, i, buf); err == nil {
+	if !errors.Is(err, ErrStale) {
+		c.log.Warn("cache: write failed; evicting and retrying", "path", f.key.Path, "chunk", i, "err", err)
+		c.store.Evict(max(4*c.cfg.ChunkSize, c.store.Usage().Used/8))
+		if err = c.store.PutChunk(f.key, i, data); err == nil {
 			return
 		}
 		c.writeErrors.Add(1)
-		c.log.Warn("cache: write failed again; serving the chunk uncached", "path", id.Path, "chunk", i, "err", err)
+		c.log.Warn("cache: write failed again; serving the chunk uncached", "path", f.key.Path, "chunk", i, "err", err)
 	}
-	c.spill.Add(spillKey(id, i), bytes.Clone(buf[headerLen:]))
+	c.spill.Add(f.spillKey(i), bytes.Clone(data))
 }
 
 // fetchUncached reads bytes straight from the remote into dst, for a read
 // whose chunk keeps vanishing from a cache far too small for its load.
-func (c *Cache) fetchUncached(ctx context.Context, id fileID, off int64, dst []byte) error {
+func (c *Cache) fetchUncached(ctx context.Context, k Key, off int64, dst []byte) error {
 	if err := c.slots.acquire(ctx); err != nil {
 		return err
 	}
 	defer c.slots.release()
-	rc, err := c.remote.ReadAt(ctx, id.Path, off)
+	rc, err := c.remote.ReadAt(ctx, k.Path, off)
 	if err != nil {
 		return err
 	}
@@ -444,7 +450,7 @@ func (c *Cache) fetchUncached(ctx context.Context, id fileID, off int64, dst []b
 	n, err := io.ReadFull(rc, dst)
 	c.fetched.Add(int64(n))
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		err = fmt.Errorf("remote file ended at %d of %d bytes: %w", off+int64(n), id.Size, io.ErrUnexpectedEOF)
+		err = fmt.Errorf("remote file ended at %d of %d bytes: %w", off+int64(n), k.Size, io.ErrUnexpectedEOF)
 	}
 	return err
 }

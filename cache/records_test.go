@@ -47,7 +47,7 @@ func TestRecords(t *testing.T) {
 
 	// A damaged record is refused and removed, never returned.
 	c.PutRecord("listing", "/dmg", []byte("some listing text"))
-	_, file, _ := c.recordPath("listing", "/dmg")
+	_, file, _ := c.store.(*v1Store).recordPath("listing", "/dmg")
 	p := filepath.Join(dir, versionDir, "records", "listing", file)
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)-3], 0o600)

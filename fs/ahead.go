@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"context"
 	"path"
 	"sync"
 	"time"
@@ -15,12 +14,14 @@ import (
 // trips; listed side by side over the pool, the walk waits for few of them.
 // Each directory is still listed once per TTL.
 type ahead struct {
-	t   *tree
-	sem chan struct{} // listings ahead in flight
+	t     *tree
+	fixed int // listings ahead at once when there is no Budget
 
-	mu     sync.Mutex // guards got, pruned
-	got    map[string]aheadListing
-	pruned time.Time // when tree.listed was last swept
+	mu      sync.Mutex // guards got, pruned, running
+	got     map[string]aheadListing
+	pruned  time.Time // when tree.listed was last swept
+	running int       // listings ahead in flight
+	done    *sync.Cond
 }
 
 type aheadListing struct {
@@ -37,25 +38,36 @@ func newAhead(t *tree, parallel int) *ahead {
 	if parallel <= 0 {
 		return nil
 	}
-	return &ahead{t: t, sem: make(chan struct{}, parallel), got: map[string]aheadListing{}}
+	a := &ahead{t: t, fixed: parallel, got: map[string]aheadListing{}}
+	a.done = sync.NewCond(&a.mu)
+	return a
+}
+
+// limit is how many listings ahead may run at once now: all the server's
+// connections but one when the budget is known.
+func (a *ahead) limit() int {
+	if a.t.opts.Budget != nil {
+		return a.t.opts.Budget() - 1
+	}
+	return a.fixed
 }
 
 // start lists dirs in the background, skipping those already listed.
 func (a *ahead) start(dirs []string) {
-	if a == nil || len(dirs) == 0 || len(dirs) > aheadPerDir {
+	if a == nil || len(dirs) == 0 || len(dirs) > aheadPerDir || a.limit() <= 0 {
 		return
 	}
 	a.mu.Lock()
 	for dir, l := range a.got {
-		if time.Since(l.at) >= a.t.opts.DirTTL {
+		if a.t.since(l.at) >= a.t.opts.DirTTL {
 			delete(a.got, dir) // listed ahead for a walk that went elsewhere
 		}
 	}
-	if time.Since(a.pruned) >= a.t.opts.DirTTL {
+	if a.t.since(a.pruned) >= a.t.opts.DirTTL {
 		// The times of listings older than a TTL no longer decide anything.
-		a.pruned = time.Now()
+		a.pruned = a.t.now()
 		a.t.listed.Range(func(k, v any) bool {
-			if time.Since(v.(time.Time)) >= a.t.opts.DirTTL {
+			if a.t.since(v.(time.Time)) >= a.t.opts.DirTTL {
 				a.t.listed.Delete(k)
 			}
 			return true
@@ -67,25 +79,41 @@ func (a *ahead) start(dirs []string) {
 		return
 	}
 	for _, dir := range dirs {
-		go func() {
-			a.sem <- struct{}{}
-			defer func() { <-a.sem }()
-			if at, ok := a.t.listed.Load(dir); ok && time.Since(at.(time.Time)) < a.t.opts.DirTTL {
-				return // listed meanwhile, for the walk itself
-			}
-			v, err, _ := a.t.lists.Do(dir, func() (any, error) {
-				ctx, cancel := context.WithTimeout(context.Background(), a.t.opts.OpTimeout)
-				defer cancel()
-				return a.t.load(ctx, dir)
-			})
-			if err != nil || v.(loaded).stale {
-				return // the directory's own lookup will say what is wrong
-			}
-			a.mu.Lock()
-			a.got[dir] = aheadListing{res: v.(loaded), at: time.Now()}
-			a.mu.Unlock()
-		}()
+		go a.list(dir)
 	}
+}
+
+// list lists dir ahead once a slot is free, unless it was listed meanwhile.
+func (a *ahead) list(dir string) {
+	a.mu.Lock()
+	for a.running >= max(a.limit(), 1) && a.t.base.Err() == nil {
+		a.done.Wait()
+	}
+	a.running++
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.running--
+		a.mu.Unlock()
+		a.done.Broadcast()
+	}()
+	if a.t.base.Err() != nil {
+		return
+	}
+	if at, ok := a.t.listed.Load(dir); ok && a.t.since(at.(time.Time)) < a.t.opts.DirTTL {
+		return // listed meanwhile, for the walk itself
+	}
+	v, err, _ := a.t.lists.Do(dir, func() (any, error) {
+		ctx, cancel := a.t.shared()
+		defer cancel()
+		return a.t.load(ctx, dir)
+	})
+	if err != nil || v.(loaded).stale {
+		return // the directory's own lookup will say what is wrong
+	}
+	a.mu.Lock()
+	a.got[dir] = aheadListing{res: v.(loaded), at: a.t.now()}
+	a.mu.Unlock()
 }
 
 // take returns the listing of dir made ahead, if it is still fresh.
@@ -97,7 +125,21 @@ func (a *ahead) take(dir string) (loaded, bool) {
 	defer a.mu.Unlock()
 	l, ok := a.got[dir]
 	delete(a.got, dir)
-	return l.res, ok && time.Since(l.at) < a.t.opts.DirTTL
+	return l.res, ok && a.t.since(l.at) < a.t.opts.DirTTL
+}
+
+// drop forgets the listings made ahead under dir.
+func (a *ahead) drop(under func(string) bool) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for dir := range a.got {
+		if under(dir) {
+			delete(a.got, dir)
+		}
+	}
 }
 
 // subdirs are the directories among a listing's entries whose own listing
@@ -121,5 +163,5 @@ func (d *dirNode) subdirs(ents map[string]stage.Entry) []string {
 func (d *dirNode) fresh() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.entries != nil && !d.stale && time.Since(d.fetched) < d.t.opts.DirTTL
+	return d.entries != nil && !d.stale && d.t.since(d.fetched) < d.t.opts.DirTTL
 }

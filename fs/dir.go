@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	iofs "io/fs"
 	"path"
 	"sort"
@@ -13,11 +12,10 @@ import (
 	"syscall"
 	"time"
 
-	"mastfs/fs/stage"
-
+	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"mastfs/fs/stage"
 )
 
 // dirNode is a remote directory. Its listing is fetched on first use and
@@ -27,11 +25,13 @@ type dirNode struct {
 	t      *tree
 	remote string
 
-	mu      sync.Mutex // guards entries, fetched, stale, self
+	mu      sync.Mutex // guards entries, fetched, stale, denied, self, probes
 	entries map[string]stage.Entry
 	fetched time.Time
 	stale   bool        // entries are a kept copy: the server did not answer
+	denied  error       // the server refused the listing at fetched; entries are empty
 	self    stage.Entry // this directory as its parent listed it
+	probes  map[string]probe
 
 	refreshing atomic.Bool // a background refresh of a stale listing is running
 }
@@ -52,72 +52,97 @@ const listingRecord = "listing"
 // the server has failed to answer for it, the copy kept (on disk or in
 // memory) is served at once while the server is asked again in the
 // background: a server gone silent costs a directory one wait, not one
-// per access.
+// per access. A refusal is remembered as long as a listing.
 func (d *dirNode) listing(ctx context.Context) (map[string]stage.Entry, error) {
 	d.mu.Lock()
-	e, fresh, stale := d.entries, time.Since(d.fetched) < d.t.opts.DirTTL, d.stale
+	e, fresh, stale, denied := d.entries, d.t.since(d.fetched) < d.t.opts.DirTTL, d.stale, d.denied
 	d.mu.Unlock()
 	switch {
+	case denied != nil && fresh:
+		return nil, denied
 	case e != nil && fresh:
 		return e, nil
 	case e != nil && stale:
 		if d.refreshing.CompareAndSwap(false, true) {
 			go func() {
 				defer d.refreshing.Store(false)
-				d.refresh(context.WithoutCancel(ctx))
+				d.refresh()
 			}()
 		}
 		return e, nil
 	}
-	return d.refresh(ctx)
+	return d.refresh()
 }
 
-// refresh lists the directory on the server (falling back to the copy
+// refresh lists the directory again and tells the kernel which names
+// changed. The kernel holds this directory's lock during lookups, so it
+// is told from outside the request.
+func (d *dirNode) refresh() (map[string]stage.Entry, error) {
+	_, now, changed, err := d.relist()
+	if len(changed) > 0 {
+		go d.notify(changed)
+	}
+	return now, err
+}
+
+func (d *dirNode) notify(names []string) {
+	for _, n := range names {
+		d.NotifyEntry(n)
+	}
+}
+
+// relist lists the directory on the server (falling back to the copy
 // kept on disk, then to the one in memory, when it cannot be reached) and
-// installs the result.
-func (d *dirNode) refresh(ctx context.Context) (map[string]stage.Entry, error) {
+// installs the result. It returns the listing it replaced, the new one,
+// and the names whose entry changed.
+func (d *dirNode) relist() (old, now map[string]stage.Entry, changed []string, err error) {
 	v, err, _ := d.t.lists.Do(d.remote, func() (any, error) {
-		// Shared by every waiter: not bound to the first caller's interrupt.
 		if res, ok := d.t.ahead.take(d.remote); ok {
 			return res, nil
 		}
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.t.opts.OpTimeout)
+		lctx, cancel := d.t.shared()
 		defer cancel()
 		return d.t.load(lctx, d.remote)
 	})
 	d.mu.Lock()
-	old := d.entries
+	old = d.entries
 	var res loaded
 	switch {
 	case err == nil:
 		res = v.(loaded)
-	case old != nil && !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, iofs.ErrPermission):
+	case errors.Is(err, iofs.ErrPermission):
+		d.entries, d.denied, d.stale, d.fetched = nil, err, false, d.t.now()
+		d.mu.Unlock()
+		return old, nil, nil, err
+	case old != nil && !errors.Is(err, iofs.ErrNotExist):
 		// Unreachable and nothing on disk (a cache that was deleted or
 		// is full): the copy in memory will do.
 		d.t.log.Warn("server unreachable; serving the listing kept in memory", "dir", d.remote, "err", err)
 		res = loaded{entries: old, stale: true}
 	default:
 		d.mu.Unlock()
-		return nil, err
+		return old, nil, nil, err
 	}
-	d.entries, d.fetched, d.stale = res.entries, time.Now(), res.stale
+	d.entries, d.fetched, d.stale, d.denied = res.entries, d.t.now(), res.stale, nil
 	if res.stale {
 		// Try the server again soon rather than after a whole TTL.
-		d.fetched = time.Now().Add(-d.t.opts.DirTTL + d.t.opts.NegativeTTL)
+		d.fetched = d.t.now().Add(-d.t.opts.DirTTL + d.t.opts.NegativeTTL)
 	}
 	d.mu.Unlock()
 	if old != nil && !res.stale {
-		d.dropVanished(old, res.entries)
+		changed = d.dropVanished(old, res.entries)
 	}
-	return res.entries, nil
+	return old, res.entries, changed, nil
 }
 
 // dropVanished forgets what the server no longer has: staged directories
 // are deleted some days after staging, and their cached chunks go first.
-func (d *dirNode) dropVanished(old, now map[string]stage.Entry) {
+// It returns the names that are new, gone or changed.
+func (d *dirNode) dropVanished(old, now map[string]stage.Entry) []string {
+	var changed []string
 	for name, e := range old {
 		n, ok := now[name]
-		if ok && n.Type == e.Type && n.Size == e.Size && n.ModTime.Equal(e.ModTime) {
+		if ok && sameEntry(n, e) {
 			continue
 		}
 		if !ok {
@@ -127,10 +152,18 @@ func (d *dirNode) dropVanished(old, now map[string]stage.Entry) {
 			}
 			d.t.log.Info("entry vanished from server", "path", p)
 		}
-		// The kernel holds this directory's lock during lookups: notify
-		// from outside the request.
-		go d.NotifyEntry(name)
+		changed = append(changed, name)
 	}
+	for name := range now {
+		if _, ok := old[name]; !ok {
+			changed = append(changed, name) // the kernel may remember it missing
+		}
+	}
+	return changed
+}
+
+func sameEntry(a, b stage.Entry) bool {
+	return a.Type == b.Type && a.Size == b.Size && a.ModTime.Equal(b.ModTime) && a.Target == b.Target
 }
 
 type loaded struct {
@@ -143,20 +176,16 @@ type loaded struct {
 func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 	list, err := t.lister.List(ctx, dir)
 	if err == nil {
-		t.listed.Store(dir, time.Now())
+		t.listed.Store(dir, t.now())
 		list = t.usable(dir, list)
-		m := make(map[string]stage.Entry, len(list))
-		for _, e := range list {
-			m[e.Name] = e
-		}
 		if data, jerr := json.Marshal(list); jerr == nil {
 			if perr := t.contents.PutRecord(listingRecord, dir, data); perr != nil {
 				t.log.Debug("keep listing on disk", "dir", dir, "err", perr)
 			}
 		}
-		return loaded{entries: m}, nil
+		return loaded{entries: byName(list)}, nil
 	}
-	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, iofs.ErrPermission) {
+	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, iofs.ErrPermission) || t.base.Err() != nil {
 		return loaded{}, err
 	}
 	data, rerr := t.contents.GetRecord(listingRecord, dir)
@@ -168,11 +197,15 @@ func (t *tree) load(ctx context.Context, dir string) (loaded, error) {
 		return loaded{}, err
 	}
 	t.log.Warn("server unreachable; serving the listing kept on disk", "dir", dir, "err", err)
-	m := make(map[string]stage.Entry, len(kept))
-	for _, e := range kept {
+	return loaded{entries: byName(kept), stale: true}, nil
+}
+
+func byName(list []stage.Entry) map[string]stage.Entry {
+	m := make(map[string]stage.Entry, len(list))
+	for _, e := range list {
 		m[e.Name] = e
 	}
-	return loaded{entries: m, stale: true}, nil
+	return m
 }
 
 // maxName is the longest name a Linux file system holds (NAME_MAX). A
@@ -196,7 +229,7 @@ func (t *tree) usable(dir string, list []stage.Entry) []stage.Entry {
 
 func (d *dirNode) Opendir(ctx context.Context) syscall.Errno {
 	if _, err := d.listing(ctx); err != nil {
-		return d.t.errno("opendir", d.remote, d.refine(ctx, err))
+		return d.t.errno("opendir", d.remote, err)
 	}
 	return 0
 }
@@ -204,7 +237,7 @@ func (d *dirNode) Opendir(ctx context.Context) syscall.Errno {
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	ents, err := d.listing(ctx)
 	if err != nil {
-		return nil, d.t.errno("readdir", d.remote, d.refine(ctx, err))
+		return nil, d.t.errno("readdir", d.remote, err)
 	}
 	d.t.ahead.start(d.subdirs(ents))
 	names := make([]string, 0, len(ents))
@@ -215,56 +248,30 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	out := make([]fuse.DirEntry, 0, len(names))
 	for _, n := range names {
 		e := ents[n]
-		out = append(out, fuse.DirEntry{Name: n, Mode: modeType(e.Type), Ino: ino(path.Join(d.remote, n), e.Type)})
+		out = append(out, fuse.DirEntry{Name: n, Mode: modeType(e.Type), Ino: ino(path.Join(d.remote, n), e)})
 	}
 	return gofs.NewListDirStream(out), 0
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	p := path.Join(d.remote, name)
-	ents, err := d.listing(ctx)
+	e, err := d.entry(ctx, name)
 	if err != nil {
-		if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, iofs.ErrPermission) {
-			// A directory we may not list can still hold one we may: the
-			// MAST root is closed to anonymous users, their stage is not.
-			return d.lookupDirect(ctx, name, out)
-		}
-		return nil, d.t.errno("lookup", p, err)
+		return nil, d.t.errno("lookup", path.Join(d.remote, name), err)
 	}
-	e, ok := ents[name]
-	if !ok {
-		return nil, syscall.ENOENT
-	}
-	return d.child(ctx, e, out), 0
-}
-
-// lookupDirect tries name as a directory of its own, for a parent whose
-// listing is refused.
-func (d *dirNode) lookupDirect(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	p := path.Join(d.remote, name)
-	child := &dirNode{t: d.t, remote: p}
-	if _, err := child.listing(ctx); err != nil {
-		return nil, d.t.errno("lookup", p, err)
-	}
-	e := stage.Entry{Name: name, Type: stage.Dir}
-	ch := d.GetChild(name)
-	if ch == nil {
-		ch = d.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(p, stage.Dir)})
-	}
+	ch := d.child(ctx, e)
+	d.adopt(ch, name)
 	d.t.fill(e, &out.Attr)
 	d.t.timeouts(out)
 	return ch, 0
 }
 
-// child returns the node for a listed entry, reusing the existing one.
-func (d *dirNode) child(ctx context.Context, e stage.Entry, out *fuse.EntryOut) *gofs.Inode {
+// child returns the node for a listed entry, reusing the existing one
+// when it is the same version.
+func (d *dirNode) child(ctx context.Context, e stage.Entry) *gofs.Inode {
 	p := path.Join(d.remote, e.Name)
-	d.t.fill(e, &out.Attr)
-	d.t.timeouts(out)
-	if ch := d.GetChild(e.Name); ch != nil && ch.StableAttr().Mode == modeType(e.Type) {
+	id := gofs.StableAttr{Mode: modeType(e.Type), Ino: ino(p, e)}
+	if ch := d.GetChild(e.Name); ch != nil && ch.StableAttr() == id {
 		switch n := ch.Operations().(type) {
-		case *fileNode:
-			n.update(e)
 		case *dirNode:
 			n.mu.Lock()
 			n.self = e
@@ -283,34 +290,7 @@ func (d *dirNode) child(ctx context.Context, e stage.Entry, out *fuse.EntryOut) 
 	default:
 		node = &fileNode{t: d.t, remote: p, entry: e}
 	}
-	return d.NewInode(ctx, node, gofs.StableAttr{Mode: modeType(e.Type), Ino: ino(p, e.Type)})
-}
-
-// refine tells a directory we may not list from one that is gone: servers
-// answer both with 550, and some with an empty listing.
-func (d *dirNode) refine(ctx context.Context, err error) error {
-	if !errors.Is(err, iofs.ErrNotExist) {
-		return err
-	}
-	_, parent := d.Parent()
-	if parent == nil {
-		return err
-	}
-	pd, ok := parent.Operations().(*dirNode)
-	if !ok {
-		return err
-	}
-	pd.mu.Lock()
-	pd.fetched = time.Time{} // ask the server again
-	pd.mu.Unlock()
-	ents, perr := pd.listing(ctx)
-	if perr != nil {
-		return err
-	}
-	if e, ok := ents[path.Base(d.remote)]; ok && e.Type == stage.Dir {
-		return fmt.Errorf("%s is listed by its parent but may not be read (%v): %w", d.remote, err, iofs.ErrPermission)
-	}
-	return err
+	return d.NewInode(ctx, node, id)
 }
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {

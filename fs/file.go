@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"path"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,16 +15,19 @@ import (
 	"mastfs/fs/stage"
 )
 
-// fileNode is a remote file. Its attributes come from its directory's
-// listing; its bytes from the cache.
+// fileNode is one version (size and time) of a remote file: a new version
+// in a listing is a new node. Its attributes come from its directory's
+// listing; its bytes from the cache, or from a backing file the kernel
+// reads itself (passthrough).
 type fileNode struct {
 	gofs.Inode
 	t      *tree
 	remote string
-
-	mu     sync.Mutex // guards entry, opened
 	entry  stage.Entry
-	opened *stage.Entry // the version served at the last open, for the kernel's page cache
+
+	mu      sync.Mutex // guards normal, through
+	normal  int        // handles open on the FUSE read path
+	through int        // handles open in passthrough
 }
 
 var (
@@ -35,135 +36,55 @@ var (
 	_ = (gofs.NodeReader)((*fileNode)(nil))
 )
 
-func (f *fileNode) update(e stage.Entry) {
-	f.mu.Lock()
-	f.entry = e
-	f.mu.Unlock()
-}
-
-func (f *fileNode) current() stage.Entry {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.entry
+func (f *fileNode) key() cache.Key {
+	return cache.Key{Path: f.remote, Size: f.entry.Size, ModTime: f.entry.ModTime}
 }
 
 func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	f.t.fill(f.current(), &out.Attr)
+	f.t.fill(f.entry, &out.Attr)
 	out.SetTimeout(f.t.opts.DirTTL)
 	return 0
 }
 
+// Open keeps the kernel's page cache: a node is one version, so what the
+// kernel cached for it is still right.
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var fl uint32
-	if f.opened != nil && f.opened.Size == f.entry.Size && f.opened.ModTime.Equal(f.entry.ModTime) {
-		// Same version as before: what the kernel cached is still right.
-		fl |= fuse.FOPEN_KEEP_CACHE
+	if h := f.openThrough(); h != nil {
+		f.through++
+		return h, fuse.FOPEN_KEEP_CACHE, 0
 	}
-	e := f.entry
-	f.opened = &e
-	return nil, fl, 0
+	f.normal++
+	return &handle{f: f}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (f *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	e := f.current()
-	if off >= e.Size {
+	if off >= f.entry.Size {
 		return fuse.ReadResultData(nil), 0
 	}
-	k := cache.Key{Path: f.remote, Size: e.Size, ModTime: e.ModTime}
-	n, err := f.t.contents.ReadAt(ctx, k, dest, off)
+	ctx, cancel := f.t.op(ctx)
+	defer cancel()
+	n, err := f.t.contents.ReadAt(ctx, f.key(), dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, f.t.errno("read", f.remote, err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-// linkNode is a server-side symbolic link. It reads as the file it names
-// when that lies inside the mount; one leading outside, or nowhere, is
-// listed but gives ENOENT.
-type linkNode struct {
-	gofs.Inode
-	t      *tree
-	remote string
+// handle is a file open on the FUSE read path.
+type handle struct{ f *fileNode }
 
-	mu    sync.Mutex // guards entry
-	entry stage.Entry
-}
+var _ = (gofs.FileReleaser)((*handle)(nil))
 
-var (
-	_ = (gofs.NodeGetattrer)((*linkNode)(nil))
-	_ = (gofs.NodeReadlinker)((*linkNode)(nil))
-)
-
-func (l *linkNode) update(e stage.Entry) {
-	l.mu.Lock()
-	l.entry = e
-	l.mu.Unlock()
-}
-
-func (l *linkNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	l.mu.Lock()
-	e := l.entry
-	l.mu.Unlock()
-	l.t.fill(e, &out.Attr)
-	out.SetTimeout(l.t.opts.DirTTL)
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.f.mu.Lock()
+	h.f.normal--
+	h.f.mu.Unlock()
 	return 0
-}
-
-func (l *linkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	l.mu.Lock()
-	target := l.entry.Target
-	l.mu.Unlock()
-	rel, ok := localTarget(l.t.opts.RemoteDir, l.remote, target)
-	if !ok {
-		l.t.log.Info("symlink leads outside the mount", "path", l.remote, "target", target)
-		return nil, syscall.ENOENT
-	}
-	return []byte(rel), 0
-}
-
-// localTarget rewrites a server symlink target as a path relative to the
-// link, valid inside a mount of root. ok is false when the target leaves root.
-func localTarget(root, link, target string) (string, bool) {
-	if target == "" || strings.ContainsRune(target, 0) {
-		return "", false
-	}
-	dir := path.Dir(link)
-	abs := target
-	if !path.IsAbs(abs) {
-		abs = path.Join(dir, target)
-	}
-	abs = path.Clean(abs)
-	if root != "/" && abs != root && !strings.HasPrefix(abs, root+"/") {
-		return "", false
-	}
-	// Relative from the link's directory, so the kernel resolves it inside the mount.
-	from, to := elements(dir), elements(abs)
-	i := 0
-	for i < len(from) && i < len(to) && from[i] == to[i] {
-		i++
-	}
-	parts := make([]string, 0, len(from)-i+len(to)-i)
-	for range from[i:] {
-		parts = append(parts, "..")
-	}
-	parts = append(parts, to[i:]...)
-	if len(parts) == 0 {
-		return ".", true
-	}
-	return strings.Join(parts, "/"), true
-}
-
-// elements splits a clean absolute path into its names; "/" has none.
-func elements(p string) []string {
-	if p == "/" {
-		return nil
-	}
-	return strings.Split(strings.TrimPrefix(p, "/"), "/")
 }
 
 func modeType(t stage.EntryType) uint32 {

@@ -3,7 +3,6 @@ package fs
 import (
 	"fmt"
 	"os"
-	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -18,6 +17,9 @@ type MountOptions struct {
 
 // Mount mounts root read-only at dir and returns once the kernel has it.
 // As root it mounts with mount(2) directly; otherwise through fusermount3.
+// o must be the Options root was made with. Passthrough needs nothing else
+// from the caller: a *Root mounted here asks the kernel for it (which
+// takes CAP_SYS_ADMIN and Linux 6.9) and falls back on its own.
 func Mount(dir string, root gofs.InodeEmbedder, o Options, mo MountOptions) (*fuse.Server, error) {
 	o = o.withDefaults()
 	src := mo.Source
@@ -48,12 +50,21 @@ func Mount(dir string, root gofs.InodeEmbedder, o Options, mo MountOptions) (*fu
 			MaxBackground: 64,
 		},
 	}
+	if o.Passthrough && !o.ForceNoPassthrough {
+		// Cache files on a stacked file system (overlayfs, as in many
+		// containers) are one level down: allow it, at the price that
+		// this mount cannot itself be a layer of an overlay.
+		opts.MountOptions.MaxStackDepth = 2
+	}
 	if direct {
-		opts.MountOptions.DirectMountFlags = syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV
+		opts.MountOptions.DirectMountFlags = directMountFlags
 	}
 	srv, err := gofs.Mount(dir, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if r, ok := root.(*Root); ok {
+		r.t.pt.srv.Store(srv) // a backingRegistrar on Linux
 	}
 	return srv, nil
 }

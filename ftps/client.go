@@ -47,8 +47,12 @@ type Client struct {
 	noMLSD       atomic.Bool // the server's MLSD hides symlink targets: list with LIST
 	unreachable  atomic.Bool // the last operation failed every retry: see noteReach
 	noReady      atomic.Bool // the server does not take data connections made ahead (ready.go)
-	noPipeline   atomic.Bool // the server refused a REST sent with its transfer command (ready.go)
+	noPipeline   atomic.Bool // the server refused a REST sent with its transfer command (wire.go)
+	lateTLS      atomic.Bool // the server drops a data connection that speaks before the command (wire.go)
+	noReuse      atomic.Bool // ErrNoSessionReuse was logged
 	preparing    sync.WaitGroup
+
+	onStep func(dialStep, *conn) // set by Check before the first dial; nil otherwise
 }
 
 // errStaleConn asks attempt for another connection: this one was dialed
@@ -149,7 +153,7 @@ func (c *Client) attempt(ctx context.Context, what string, op func(*conn) (keep 
 			case err != nil:
 				c.log.Debug("connection dropped", "conn", cn.id, "op", what, "err", err)
 				c.discard(cn)
-				if reused && brokenConn(err) {
+				if reused && brokenConn(err) && !errors.Is(err, errStaleConn) {
 					c.drainIdle()
 				}
 			}
@@ -194,8 +198,20 @@ func (c *Client) noteReach(err error, tried bool) {
 }
 
 // List returns the entries of a remote directory. MLSD is used where the
-// server offers it, LIST otherwise; lines that do not parse are logged and
-// left out.
+// server offers it and answers it, LIST otherwise; lines that do not parse
+// are logged and left out. The answer settles what the server says of dir,
+// so that callers need no FTP:
+//
+//   - entries, nil: dir is a directory and these are its entries.
+//   - no entries, nil: dir is a directory (the server lets us enter it)
+//     that shows nothing. It may be empty, or traverse-only ("x but not
+//     r"): its names can still be reached by path, by listing them.
+//   - ErrPermission: the server refuses dir by a permission reply. Names
+//     below it may still be reachable by path.
+//   - ErrNotFound: there is no directory dir (a missing path, or a file).
+//   - ErrNoSessionReuse: no data connection can be made with this server.
+//   - anything else: the server could not be asked (IsTransient says
+//     whether trying later may help).
 func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 	if err := checkPath(dir); err != nil {
 		return nil, err
@@ -215,6 +231,9 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 		cn.mu.Lock()
 		cn.capture = nil
 		cn.mu.Unlock()
+		if err != nil && mlsd {
+			return false, c.mlsdFailed(cn, dir, err)
+		}
 		if err != nil {
 			return false, c.opError(cn, "list", dir, err)
 		}
@@ -254,6 +273,29 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 	return entries, nil
 }
 
+// mlsdFailed reads a failed MLSD. Some servers offer MLSD in FEAT and
+// refuse it (ProFTPD's <Limit MLSD> answers 550 "Unable to handle
+// command"): a refusal is not a missing directory. A command refused as
+// such, or a 5xx for a directory the server lets us enter, turns MLSD off
+// for this server, and the listing is tried again at once with LIST.
+func (c *Client) mlsdFailed(cn *conn, dir string, err error) error {
+	var te *textproto.Error
+	if !errors.As(err, &te) || te.Code < 500 {
+		return c.opError(cn, "list", dir, err)
+	}
+	if te.Code != 500 && te.Code != 502 && te.Code != 504 {
+		cn.deadline(c.cfg.Timeout)
+		if cwdErr := cn.sc.ChangeDir(dir); cwdErr != nil {
+			return c.opError(cn, "list", dir, cwdErr)
+		}
+	}
+	if !c.noMLSD.Swap(true) {
+		c.log.Info("server offers MLSD but refuses it; listing with LIST from now on",
+			"reply", fmt.Sprintf("%d %s", te.Code, te.Msg))
+	}
+	return fmt.Errorf("list %s: %w (%w)", dir, errStaleConn, err)
+}
+
 // maxSkipsLogged bounds the lines one listing logs about entries it
 // skipped, so a broken server cannot fill the log.
 const maxSkipsLogged = 20
@@ -290,6 +332,9 @@ func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadClo
 		}
 		cn.deadline(c.cfg.Timeout)
 		resp, err := cn.sc.RetrFrom(file, uint64(off))
+		if err == nil {
+			err = cn.dataAhead()
+		}
 		if err != nil {
 			return false, c.opError(cn, "read", file, err)
 		}
@@ -378,31 +423,53 @@ func cutShortReply(code int) bool {
 	return code == 426 || code == 451 || code == 450 || code == 226 || (code >= 100 && code < 200)
 }
 
-// opError turns an FTP library error into one of ours, noting a refused TLS
-// session reuse as a reason to fall back to TLS 1.2.
+// opError turns an FTP library error into one of ours. A refused data
+// connection (425, 522) is read in the light of what this connection did:
+// a connection made ahead is given up first, then TLS 1.3 (when that is
+// what the control connection negotiated), and under TLS 1.2 with no
+// session to resume it is ErrNoSessionReuse, which no retry can change.
 func (c *Client) opError(cn *conn, op, p string, err error) error {
+	if errors.Is(err, errStaleConn) {
+		return fmt.Errorf("%s %s: %w", op, p, err)
+	}
 	var te *textproto.Error
+	if !errors.As(err, &te) || (te.Code != 425 && te.Code != 522) || !cn.hasData() {
+		return fmt.Errorf("%s %s: %w", op, p, classify(err))
+	}
+	reply := fmt.Sprintf("%d %s", te.Code, te.Msg)
 	cn.mu.Lock()
 	tookReady := cn.tookReady
 	cn.mu.Unlock()
-	if tookReady && errors.As(err, &te) && te.Code == 425 {
-		// The server no longer took the data connection made ahead: make
+	switch {
+	case tookReady:
+		// The server did not take the data connection made ahead: make
 		// none from now on, and try again at once.
-		c.noteNoReady(fmt.Sprintf("%d %s", te.Code, te.Msg))
+		c.noteNoReady(reply)
 		return fmt.Errorf("%s %s: %w (%w)", op, p, errStaleConn, err)
-	}
-	if errors.As(err, &te) && (te.Code == 522 || te.Code == 425) && cn.tls != nil &&
-		cn.tls.MaxVersion != tls.VersionTLS12 {
+	case cn.negotiated() == tls.VersionTLS13:
 		c.fallbackOnce.Do(func() {
 			c.tlsMax.Store(tls.VersionTLS12)
 			c.stats.tlsFallbacks.Add(1)
-			c.log.Warn("server refused a TLS 1.3 data connection; using TLS 1.2 for it from now on",
-				"reply", fmt.Sprintf("%d %s", te.Code, te.Msg))
+			c.log.Warn("server refused a data connection under TLS 1.3; using TLS 1.2 with it from now on",
+				"reply", reply)
 		})
 		// This connection negotiated 1.3: try again on one that will not.
 		return fmt.Errorf("%s %s: %w (%w)", op, p, errStaleConn, err)
+	case cn.negotiated() == tls.VersionTLS12 && !cn.tickets.issued.Load():
+		if !c.noReuse.Swap(true) {
+			c.log.Error(ErrNoSessionReuse.Error(), "reply", reply)
+		}
+		return fmt.Errorf("%s %s: %w (%w)", op, p, ErrNoSessionReuse, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, p, classify(err))
+}
+
+// hasData reports whether the operation in progress opened a data
+// connection: a 425 before that is about the server's side alone.
+func (cn *conn) hasData() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.data != nil
 }
 
 // classify maps an FTP reply to our error kinds. The reply stays in the

@@ -408,8 +408,10 @@ func TestCheck(t *testing.T) {
 	if err := ftps.Check(ctx(t), cfg, "/"+stagegen.AnonDir, &out); err != nil {
 		t.Fatalf("check: %v\n%s", err, out.String())
 	}
+	t.Logf("check:\n%s", out.String())
 	for _, want := range []string{"TLS handshake: TLS 1.3", "login as anonymous", "PROT P",
-		"demands TLS session reuse", "ranged read", "all checks passed"} {
+		"demands TLS session reuse", "ranged read", "all checks passed",
+		"data connection made ahead", "takes every practice", " ms\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
 		}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -176,16 +177,17 @@ func ParseAddress(s string) (host string, port int, mode TLSMode, dir string, er
 // tlsConfig builds the TLS settings of one control connection. Each gets its
 // own session cache: a cache shared between control connections hands a
 // data connection another connection's session, which servers refuse.
-func (c *Client) tlsConfig() *tls.Config {
+func (c *Client) tlsConfig() (*tls.Config, *sessionCache) {
+	sc := &sessionCache{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 	return &tls.Config{
 		ServerName:         c.cfg.Host,
 		RootCAs:            c.cfg.RootCAs,
 		InsecureSkipVerify: c.cfg.InsecureSkipVerify,
 		MinVersion:         tls.VersionTLS12,
 		MaxVersion:         uint16(c.tlsMax.Load()),
-		ClientSessionCache: sessionCache{tls.NewLRUClientSessionCache(4)},
+		ClientSessionCache: sc,
 		CurvePreferences:   keyExchangesFrom(tls.CurveID(c.curve.Load())),
-	}
+	}, sc
 }
 
 // keyExchanges is crypto/tls's own order of preference: a ClientHello
@@ -222,10 +224,18 @@ func (c *Client) noteKeyExchange(st tls.ConnectionState) {
 // whenever the server refuses the command without touching the data socket
 // (550), which says nothing against the session. crypto/tls would drop the
 // session then, and the next data connection, without one, be refused.
-type sessionCache struct{ tls.ClientSessionCache }
+//
+// It also records whether the server ever handed out a session: under
+// TLS 1.2 crypto/tls keeps one only from a session ticket (it cannot
+// resume by session ID), so none means no data connection can resume.
+type sessionCache struct {
+	tls.ClientSessionCache
+	issued atomic.Bool
+}
 
-func (s sessionCache) Put(key string, cs *tls.ClientSessionState) {
+func (s *sessionCache) Put(key string, cs *tls.ClientSessionState) {
 	if cs != nil {
+		s.issued.Store(true)
 		s.ClientSessionCache.Put(key, cs)
 	}
 }

@@ -23,6 +23,13 @@ var (
 	// ErrBadName means a path holds CR, LF or NUL and was refused before
 	// reaching the wire.
 	ErrBadName = &kindError{"name holds CR, LF or NUL", fs.ErrInvalid}
+	// ErrNoSessionReuse means the server refuses every data connection
+	// that does not resume the control connection's TLS session, over
+	// TLS 1.2 without session tickets: Go's TLS resumes TLS 1.2 only by
+	// ticket, never by session ID, so no retry can help.
+	ErrNoSessionReuse = &kindError{"the server demands TLS session reuse over TLS 1.2 without session tickets, " +
+		"which this client cannot do; the server's admin can enable TLS 1.3 or session tickets " +
+		"(ProFTPD: TLSSessionTickets on); curl or lftp can download from it meanwhile", nil}
 )
 
 type kindError struct {
@@ -42,7 +49,7 @@ func IsTransient(err error) bool {
 	var ve *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPermission), errors.Is(err, ErrLogin),
-		errors.Is(err, ErrBadName), errors.Is(err, ErrSFTP), errors.Is(err, errClosed),
+		errors.Is(err, ErrBadName), errors.Is(err, ErrSFTP), errors.Is(err, ErrNoSessionReuse), errors.Is(err, errClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, errPermanent), errors.Is(err, errListingTooLarge), errors.As(err, &ve):
 		return false

@@ -90,6 +90,7 @@ func (c *Client) release(cn *conn, wait bool) {
 	cn.lastUsed = time.Now()
 	cn.capture = nil
 	cn.tookReady = false
+	cn.data = nil
 	cn.mu.Unlock()
 	c.mu.Lock()
 	closed := c.closed
@@ -181,6 +182,15 @@ func (c *Client) drainIdle() {
 	c.log.Debug("idle connections dropped after one was found broken", "conns", len(idle))
 	c.stats.discarded.Add(int64(len(idle)))
 	c.retire(idle...)
+}
+
+// Limit is the number of control connections the pool may hold now:
+// MaxConns, or fewer while a server's 421 keeps it shrunk. Whatever sizes
+// its own parallelism by the pool (cache streams, listing ahead) follows it.
+func (c *Client) Limit() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.limit
 }
 
 func (c *Client) broadcastLocked() {

@@ -259,9 +259,10 @@ func (w *stageWriter) layout(o StageOptions) {
 
 // stageWriter writes entries and records them; the first error sticks.
 type stageWriter struct {
-	s    *Stage
-	seed uint64
-	err  error
+	s     *Stage
+	seed  uint64
+	holes bool // write blocks of zeros as holes (science.go)
+	err   error
 }
 
 func (w *stageWriter) record(f *File) {
@@ -351,10 +352,14 @@ func (w *stageWriter) writeWith(p string, a Access, mt time.Time, h summer, fill
 		w.err = err
 		return
 	}
-	cw := &countWriter{w: io.MultiWriter(f, h)}
+	out := io.WriteCloser(f)
+	if w.holes {
+		out = &sparseFile{f: f}
+	}
+	cw := &countWriter{w: io.MultiWriter(out, h)}
 	err = fill(cw)
 	sum := h.Sum()
-	if cerr := f.Close(); err == nil {
+	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
