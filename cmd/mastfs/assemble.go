@@ -11,8 +11,6 @@ import (
 	"path"
 	"strconv"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-
 	"mastfs/cache"
 	"mastfs/fs"
 	"mastfs/ftps"
@@ -28,7 +26,7 @@ type assembly struct {
 	cache     *cache.Cache
 	cacheDir  string
 	opts      fs.Options
-	root      gofs.InodeEmbedder
+	root      *fs.Root
 }
 
 // Unstable tuning: environment overrides for benchmarks and experiments,

@@ -106,7 +106,8 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 		log.Warn("--allow-other: every local user can read this mount, exclusive-access data included")
 	}
 	extras, err := startExtras(&mountState{started: time.Now(), mountpoint: mountpoint, cfg: a.cfg,
-		remoteDir: a.remoteDir, cacheDir: a.cacheDir, cache: a.cache, client: a.client}, m.metricsAddr, log)
+		remoteDir: a.remoteDir, cacheDir: a.cacheDir, cache: a.cache, client: a.client, root: a.root},
+		m.metricsAddr, log)
 	if err != nil {
 		return err
 	}

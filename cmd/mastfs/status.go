@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -117,17 +116,10 @@ func findMount(mounts []mountinfo.Mount, p string) (mountinfo.Mount, error) {
 // mountStatus asks a mount for its figures over its control socket.
 func mountStatus(m mountinfo.Mount) (status.Report, error) {
 	r, err := status.Query(m.Point)
-	switch {
-	case err == nil:
-		return r, nil
-	case errors.Is(err, status.ErrNotRegistered):
-		return r, fmt.Errorf("%s (%s): %w: it was mounted by another user (ask as that user), "+
-			"or by a mastfs too old to have one", m.Point, m.Source, err)
-	case errors.Is(err, fs.ErrPermission):
-		return r, fmt.Errorf("%s (%s) did not answer: %v; it was mounted by another user: ask as that user", m.Point, m.Source, err)
+	if err != nil {
+		return r, controlError(m, err)
 	}
-	return r, fmt.Errorf("%s (%s) did not answer: %v; its process may have died (then: mastfs unmount --lazy %s)",
-		m.Point, m.Source, err, m.Point)
+	return r, nil
 }
 
 func printJSON(w io.Writer, v any) error {

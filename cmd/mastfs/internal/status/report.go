@@ -52,3 +52,12 @@ type Pool struct {
 	BytesRead    int64  `json:"received_bytes"`
 	TLSVersion   string `json:"tls_version,omitempty"`
 }
+
+// Refreshed is what a refresh changed: names relative to the mount's root.
+type Refreshed struct {
+	Dirs    int      `json:"dirs"` // listings dropped
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Changed []string `json:"changed,omitempty"` // size or time differs
+	Error   string   `json:"error,omitempty"`
+}
