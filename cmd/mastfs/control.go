@@ -48,6 +48,7 @@ func (s *mountState) report() status.Report {
 		Mountpoint: s.mountpoint, PID: os.Getpid(), Started: s.started,
 		Host: s.cfg.Host, Port: port, TLS: s.cfg.TLS.String(), User: s.cfg.User,
 		RemoteDir: s.remoteDir, CacheDir: s.cacheDir, MetricsAddr: s.metricsAddr,
+		ReadPath: s.root.ReadPath(), PassthroughOpens: s.root.PassthroughOpens(),
 		Cache: status.Cache{Used: cs.Used, Limit: cs.Limit, Chunks: cs.Chunks, Hits: cs.Hits, Misses: cs.Misses,
 			BytesFetched: cs.BytesFetched, FetchesInFlight: cs.FetchesInFlight,
 			StreamsOpened: cs.StreamsOpened, WriteErrors: cs.WriteErrors},

@@ -85,6 +85,10 @@ func cmdMount(args []string) error {
 	return err
 }
 
+// stopAfter is how long after the unmount signal requests still in flight
+// are ended.
+const stopAfter = 2 * time.Second
+
 // serve mounts at mountpoint what assemble builds from m, calls ready once
 // the kernel has the mount, and returns when it is unmounted.
 func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, ready func()) error {
@@ -112,6 +116,12 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 		return err
 	}
 	defer extras.Close()
+	// Signals from now on unmount: one that comes while the kernel takes
+	// the mount waits in sigs, rather than killing a process whose mount
+	// a test or a unit already sees.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	srv, err := fs.Mount(mountpoint, a.root, a.opts, fs.MountOptions{
 		AllowOther: m.allowOther, Debug: m.debugFUSE,
 		Source: "mastfs:" + a.cfg.User + "@" + a.cfg.Host + a.remoteDir,
@@ -119,6 +129,19 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	if err != nil {
 		return mountHint(err)
 	}
+	go func() {
+		for sig := range sigs {
+			log.Info("unmounting", "signal", sig.String())
+			notify(log, sdnotify.Stopping)
+			// Requests still waiting on the server then end, so that the
+			// process does not outlive the mount by a network timeout.
+			time.AfterFunc(stopAfter, a.root.Stop)
+			if err := srv.Unmount(); err != nil {
+				log.Warn("unmount failed; detaching lazily", "err", err)
+				_ = detach(mountpoint, true)
+			}
+		}
+	}()
 	log.Info("mounted", "mountpoint", mountpoint, "host", a.cfg.Host, "user", a.cfg.User,
 		"remote_dir", a.remoteDir, "cache", a.cacheDir)
 	if ready != nil {
@@ -127,20 +150,9 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	// A detached child has no $NOTIFY_SOCKET: its parent tells systemd.
 	notify(log, sdnotify.Ready+"\nSTATUS=mounted "+a.cfg.Host+a.remoteDir+" at "+mountpoint)
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		for sig := range sigs {
-			log.Info("unmounting", "signal", sig.String())
-			notify(log, sdnotify.Stopping)
-			if err := srv.Unmount(); err != nil {
-				log.Warn("unmount failed; detaching lazily", "err", err)
-				_ = detach(mountpoint, true)
-			}
-		}
-	}()
 	srv.Wait()
-	signal.Stop(sigs)
+	a.drain(log)
+	a.root.Stop()
 	log.Info("unmounted", "mountpoint", mountpoint)
 	return nil
 }

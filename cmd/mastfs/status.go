@@ -13,6 +13,7 @@ import (
 	"mastfs/cmd/internal/human"
 	"mastfs/cmd/internal/mountinfo"
 	"mastfs/cmd/mastfs/internal/status"
+	"mastfs/fs"
 	"mastfs/ftps"
 )
 
@@ -153,6 +154,13 @@ func printStatus(w io.Writer, r status.Report, now time.Time) {
 			100*c.HitRatio, c.Hits, c.Misses)
 	}
 	fmt.Fprintf(w, "  fetched      %s from the server\n", human.Bytes(c.BytesFetched))
+	switch r.ReadPath {
+	case fs.PathPassthrough:
+		fmt.Fprintf(w, "  read path    passthrough: wholly cached files are read from local disk (%d opens)\n", r.PassthroughOpens)
+	case "":
+	default:
+		fmt.Fprintf(w, "  read path    %s\n", r.ReadPath)
+	}
 	fmt.Fprintf(w, "  transfers    %d in flight\n", c.FetchesInFlight)
 	fmt.Fprintf(w, "  connections  %d open (%d busy) of %d; %d retries, %d TLS fallbacks\n",
 		p.Open, p.Busy, p.Limit, p.Retries, p.TLSFallbacks)

@@ -19,9 +19,13 @@ type Report struct {
 	RemoteDir   string    `json:"remote_dir"`
 	CacheDir    string    `json:"cache_dir"`
 	MetricsAddr string    `json:"metrics_addr,omitempty"`
-	Cache       Cache     `json:"cache"`
-	Pool        Pool      `json:"pool"`
-	Error       string    `json:"error,omitempty"` // set instead of the figures when a request fails
+	// ReadPath is how wholly cached files are read: "passthrough" once the
+	// kernel has taken a cache file as backing file, else "fuse".
+	ReadPath         string `json:"read_path"`
+	PassthroughOpens int64  `json:"passthrough_opens"`
+	Cache            Cache  `json:"cache"`
+	Pool             Pool   `json:"pool"`
+	Error            string `json:"error,omitempty"` // set instead of the figures when a request fails
 }
 
 // Cache are the chunk cache's figures.
