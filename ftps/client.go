@@ -268,9 +268,30 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 		return false, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, c.deniedOrMissing(ctx, dir, err)
 	}
 	return entries, nil
+}
+
+// deniedOrMissing settles a "not found" answer for dir. Servers such as
+// vsftpd answer a CWD into a directory the user may not read with the same
+// 550 as a missing one: when dir's parent lists dir's name as a directory,
+// dir is denied, not missing. This costs a listing only on that failure.
+func (c *Client) deniedOrMissing(ctx context.Context, dir string, err error) error {
+	clean := path.Clean(dir)
+	if !errors.Is(err, ErrNotFound) || clean == "/" || clean == "." {
+		return err
+	}
+	parent, err2 := c.List(ctx, path.Dir(clean))
+	if err2 != nil {
+		return err
+	}
+	for _, e := range parent {
+		if e.Name == path.Base(clean) && e.Type == stage.Dir {
+			return fmt.Errorf("list %s: listed by its parent but may not be read: %w", dir, ErrPermission)
+		}
+	}
+	return err
 }
 
 // mlsdFailed reads a failed MLSD. Some servers offer MLSD in FEAT and
