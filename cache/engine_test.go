@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,6 +168,9 @@ func (m *memStore) GetRecord(kind, name string) ([]byte, error) {
 	return b, nil
 }
 
+// Backing has no file to hand out: the chunks are in memory.
+func (m *memStore) Backing(Key) (*os.File, func(), bool) { return nil, nil, false }
+
 func (m *memStore) Close() error { return nil }
 
 var _ Store = (*memStore)(nil)
@@ -193,7 +197,7 @@ func TestEngineOverStores(t *testing.T) {
 	const bound = 12 * testChunk
 	stores := map[string]func(t *testing.T) Store{
 		"disk": func(t *testing.T) Store {
-			cfg := Config{Dir: t.TempDir(), ChunkSize: testChunk, MaxBytes: bound + 12*headerLen, Logger: testLogger(t)}
+			cfg := Config{Dir: t.TempDir(), ChunkSize: testChunk, MaxBytes: bound, Logger: testLogger(t)}
 			if err := cfg.setDefaults(); err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mastfs/cmd/internal/mountinfo"
+	"mastfs/cmd/mastfs/internal/demo"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
@@ -85,7 +86,7 @@ print(fits.getheader(sys.argv[1])["TELESCOP"])`
 	if got := sh(t, "/usr/bin/python3", "-c", py, filepath.Join(mp, path.Base(stagegen.JWSTFile))); strings.TrimSpace(got) != "JWST" {
 		t.Errorf("astropy read TELESCOP %q", got)
 	}
-	if r := statusOf(t, mp); r.Host != "127.0.0.1" || r.RemoteDir != demoRemoteDir || r.Cache.BytesFetched == 0 {
+	if r := statusOf(t, mp); r.Host != "127.0.0.1" || r.RemoteDir != demo.RemoteDir || r.Cache.BytesFetched == 0 {
 		t.Errorf("status of the demo: %+v", r)
 	}
 
