@@ -342,6 +342,7 @@ func (b *bench) issue13(t *testing.T, section func(string, func()), nearP *place
 			t.Fatalf("pixel loop on the local file: %v", err)
 		}
 		b.pixelSum = sum
+		defer openFuseDevice(b.book)()
 		for i := 0; i < b.sz.runs; i++ {
 			for _, p := range rotate([]*peer{peerLocal, peerMastfs, peerMastfsUser}, i) {
 				b.remount(nearP, p, i)

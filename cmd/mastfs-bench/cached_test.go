@@ -213,6 +213,23 @@ func readPath(log string) string {
 	return "FUSE reads (the log says nothing of passthrough: this build of mastfs does not ask for it)"
 }
 
+// openFuseDevice lets ordinary users open /dev/fuse, as Debian's udev
+// does (crw-rw-rw-); containers often leave it to root, and fusermount3
+// opens it as the user. It returns what puts the mode back.
+func openFuseDevice(bk *book) (restore func()) {
+	st, err := os.Stat("/dev/fuse")
+	if err != nil || st.Mode().Perm()&0o006 == 0o006 {
+		return func() {}
+	}
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		bk.note("/dev/fuse is " + st.Mode().Perm().String() + " and could not be opened to users: " + err.Error())
+		return func() {}
+	}
+	bk.note(fmt.Sprintf("/dev/fuse was %v: made crw-rw-rw- (Debian's mode) for the ordinary user's mounts, then put back",
+		st.Mode().Perm()))
+	return func() { _ = os.Chmod("/dev/fuse", st.Mode().Perm()) }
+}
+
 // pixelLocal is the pixel loop's sum on the local file.
 func pixelLocal(root string) (string, error) {
 	lines, err := python(pixelScript, 2, 5*time.Minute, filepath.Join(root, largeRel))
