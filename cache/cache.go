@@ -129,6 +129,8 @@ type Cache struct {
 	closed   bool
 	draining atomic.Bool // set by Drain: no chunk is started, none is asked for
 
+	pre prefetcher // fetching ahead of readers (prefetch.go, walk.go)
+
 	hits, misses, fetched, opened, writeErrors atomic.Int64
 	committed                                  atomic.Int64 // chunks stored while draining
 }
@@ -232,6 +234,7 @@ func (c *Cache) ReadAt(ctx context.Context, k Key, p []byte, off int64) (int, er
 			return int(lo - off), fmt.Errorf("read %s at %d: %w", k.Path, off, err)
 		}
 	}
+	c.noticeHead(k, p[:n], off)
 	if n < int64(len(p)) {
 		return int(n), io.EOF
 	}
@@ -247,9 +250,10 @@ type piece struct {
 
 // plan is what a read asks of the streams besides its own chunks.
 type plan struct {
-	want   int64 // fetch up to this chunk (exclusive): the read's own and its read-ahead
-	reach  int64 // a live stream at most this many chunks short of a chunk may serve it
-	linger bool  // the stream stays open a moment for a follow-up read
+	want   int64     // fetch up to this chunk (exclusive): the read's own and its read-ahead
+	reach  int64     // a live stream at most this many chunks short of a chunk may serve it
+	linger bool      // the stream stays open a moment for a follow-up read
+	held   *heldSlot // a new stream runs in a slot its creator took (prefetch.go)
 }
 
 // readPiece fills pc.dst from the store, or from the stream that fetches its chunk.

@@ -34,6 +34,7 @@ type stream struct {
 	start  int64         // first chunk
 	wake   chan struct{} // capacity 1: want grew, or stop was asked
 	linger bool          // guarded by f.mu: stay open a moment once want is met
+	held   *heldSlot     // the slot was taken for the stream (prefetch.go)
 
 	// guarded by f.mu
 	next, want int64         // chunks [next, want) are still to be read
@@ -201,7 +202,7 @@ func (c *Cache) streamFor(f *file, i int64, pl plan, limit int) *stream {
 		return nil
 	}
 	end := c.segmentEnd(f, i)
-	s := &stream{f: f, start: i, next: i, want: min(want, end), cap: end, linger: linger,
+	s := &stream{f: f, start: i, next: i, want: min(want, end), cap: end, linger: linger, held: pl.held,
 		wake: make(chan struct{}, 1), progress: make(chan struct{})}
 	f.streams = append(f.streams, s)
 	c.wg.Add(1)
@@ -268,7 +269,7 @@ func (c *Cache) waitRead(ctx context.Context, s *stream, pc piece) (bool, error)
 // run is a stream's goroutine.
 func (c *Cache) run(s *stream) {
 	defer c.wg.Done()
-	err := c.slots.acquire(c.starting)
+	err := c.acquire(s)
 	if err == nil {
 		var rc io.ReadCloser
 		err = c.pump(s, &rc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"path"
 	"sort"
@@ -104,6 +105,11 @@ func (d *dirNode) relist() (old, now map[string]stage.Entry, changed []string, e
 		defer cancel()
 		return d.t.load(lctx, d.remote)
 	})
+	if errors.Is(err, iofs.ErrNotExist) && d.shownByParent() {
+		// The parent's listing shows it: some servers answer a directory
+		// the user may not read as if it were missing.
+		err = fmt.Errorf("%s is listed by its parent but cannot be listed (%v): %w", d.remote, err, iofs.ErrPermission)
+	}
 	d.mu.Lock()
 	old = d.entries
 	var res loaded
@@ -133,6 +139,28 @@ func (d *dirNode) relist() (old, now map[string]stage.Entry, changed []string, e
 		changed = d.dropVanished(old, res.entries)
 	}
 	return old, res.entries, changed, nil
+}
+
+// shownByParent reports whether the parent's listing in memory shows this
+// directory. It costs no round trip.
+func (d *dirNode) shownByParent() bool {
+	_, parent := d.Parent()
+	if parent == nil {
+		return false
+	}
+	var pd *dirNode
+	switch n := parent.Operations().(type) {
+	case *dirNode:
+		pd = n
+	case *Root:
+		pd = &n.dirNode
+	default:
+		return false
+	}
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	e, ok := pd.entries[path.Base(d.remote)]
+	return ok && e.Type == stage.Dir
 }
 
 // dropVanished forgets what the server no longer has: staged directories

@@ -177,7 +177,9 @@ func TestListingAheadFollowsBudget(t *testing.T) {
 func TestErrnoMapping(t *testing.T) {
 	l, c := newLister(), newContents()
 	bad := file("bad", 10)
-	l.set("/", dir("denied"), dir("gone"), dir("broken"), dir("interrupted"), bad)
+	// "unreadable" is listed by its parent, yet its own listing says it is
+	// missing, as vsftpd answers for a directory the user may not read.
+	l.set("/", dir("denied"), dir("unreadable"), dir("broken"), dir("interrupted"), bad)
 	l.failWith("/denied", iofs.ErrPermission)
 	l.failWith("/broken", errors.New("connection reset by peer"))
 	l.failWith("/interrupted", context.Canceled)
@@ -188,7 +190,7 @@ func TestErrnoMapping(t *testing.T) {
 		want syscall.Errno
 	}{
 		{"denied", syscall.EACCES},
-		{"gone", syscall.ENOENT},
+		{"unreadable", syscall.EACCES},
 		{"broken", syscall.EIO},
 		{"interrupted", syscall.EINTR},
 	} {
@@ -200,6 +202,9 @@ func TestErrnoMapping(t *testing.T) {
 		if errnoOf(err) != tc.want {
 			t.Errorf("open %s: %v, want %v", tc.dir, err, tc.want)
 		}
+	}
+	if n := l.count("/"); n != 1 {
+		t.Errorf("the root was listed %d times; telling denied from missing needs no listing", n)
 	}
 	if _, err := os.Stat(filepath.Join(mnt, "missing")); errnoOf(err) != syscall.ENOENT {
 		t.Errorf("stat of a name not listed: %v, want ENOENT", err)

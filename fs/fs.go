@@ -96,6 +96,7 @@ type tree struct {
 	lists    singleflight.Group // one listing in flight per directory
 	ahead    *ahead             // nil when listing ahead is off
 	listed   sync.Map           // directory path to the time.Time of its last listing from the server
+	seq      sequence           // files opened in listing order, fetched ahead (sequence.go)
 	pt       passthrough
 
 	// base is the parent of every request's context; Stop cancels it.
@@ -138,8 +139,8 @@ func NewRoot(l Lister, c Contents, opts Options) *Root {
 	return &Root{dirNode: dirNode{t: t, remote: opts.RemoteDir}}
 }
 
-// Stop ends the requests still in flight, and fails those that come after
-// at once: a kernel that has let the mount go is not kept waiting on the
+// Stop ends the requests still in flight with EIO, and fails those that
+// come after at once: a kernel that has let the mount go is not kept waiting on the
 // server.
 func (r *Root) Stop() {
 	r.t.stop()
@@ -165,8 +166,8 @@ func (t *tree) errno(op, p string, err error) syscall.Errno {
 		return e
 	case errors.Is(err, iofs.ErrPermission):
 		e = syscall.EACCES
-	case errors.Is(err, context.Canceled):
-		e = syscall.EINTR
+	case errors.Is(err, context.Canceled) && t.base.Err() == nil:
+		e = syscall.EINTR // the kernel's interrupt; after Stop, EIO (Go's os package retries EINTR)
 	default:
 		e = syscall.EIO
 	}

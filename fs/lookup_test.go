@@ -74,7 +74,17 @@ func TestTraverseOnly(t *testing.T) {
 				t.Fatalf("within DirTTL anonymous was looked up again (%d)", n)
 			}
 
-			_, err := os.ReadDir(mnt)
+			// A name the server refuses to list is there, closed.
+			l.failWith("/closed", iofs.ErrPermission)
+			fi, err := os.Stat(filepath.Join(mnt, "closed"))
+			if err != nil || !fi.IsDir() {
+				t.Fatalf("stat closed: %v, %v; want a directory", fi, err)
+			}
+			if _, err := os.ReadDir(filepath.Join(mnt, "closed")); errnoOf(err) != syscall.EACCES {
+				t.Fatalf("readdir closed: %v, want EACCES", err)
+			}
+
+			_, err = os.ReadDir(mnt)
 			switch kind {
 			case "denied":
 				if errnoOf(err) != syscall.EACCES {

@@ -121,8 +121,11 @@ func TestPassthrough(t *testing.T) {
 					t.Fatalf("forced off: path %s, %d passthrough opens, %d FUSE reads",
 						root.ReadPath(), root.PassthroughOpens(), c.readCount())
 				}
-				if c.asked != 0 {
-					t.Fatalf("forced off: backing files asked for %d times", c.asked)
+				c.mu.Lock()
+				asked := c.asked
+				c.mu.Unlock()
+				if asked != 0 {
+					t.Fatalf("forced off: backing files asked for %d times", asked)
 				}
 			default:
 				if root.ReadPath() != PathPassthrough {

@@ -25,7 +25,8 @@ type RefreshReport struct {
 // "." for all) and of every directory under it, so that the next access
 // lists them again, and lists rel itself now. A stage fills over minutes:
 // this shows what arrived without waiting out the TTL. The report compares
-// rel's new listing with the one it replaces.
+// rel's new listing with the one it replaces. It tells the kernel to forget
+// names, so it must not be called from within a FUSE request.
 func (r *Root) Refresh(ctx context.Context, rel string) (RefreshReport, error) {
 	rel = strings.TrimPrefix(path.Clean("/"+rel), "/")
 	target := path.Join(r.remote, rel)
