@@ -98,7 +98,7 @@ func (s *Store) load(name string) *version {
 		return drop("data file")
 	}
 	v := s.newVersion(h.key)
-	v.onDisk, v.touched = true, info.ModTime()
+	v.onDisk, v.indexed, v.touched = true, true, info.ModTime()
 	found, whole := decodeEntries(b[n:], v.nchunks)
 	if len(found) == 0 {
 		return drop("no chunks")

@@ -53,7 +53,8 @@ type version struct {
 	nchunks int64
 	chunks  map[int64]*chunk // the chunks stored
 	entries int              // entries in the index file, drops included
-	onDisk  bool             // data and index files created
+	onDisk  bool             // data file created
+	indexed bool             // index file created (with the first entry)
 	held    int              // backing files handed out and not yet released
 	gone    int64            // bytes still counted for a version dropped while held
 	touched time.Time        // last mtime given to the data file
@@ -375,13 +376,7 @@ func (s *Store) openDataLocked(v *version) (*os.File, error) {
 		os.Remove(v.data)
 		return nil, err
 	}
-	header := encodeIndexHeader(indexHeader{key: v.key, chunkSize: s.chunkSize})
-	if err := writeAtomic(dir, filepath.Base(v.index), header); err != nil {
-		f.Close()
-		os.Remove(v.data)
-		return nil, err
-	}
-	v.onDisk, v.entries, v.touched = true, 0, time.Now()
+	v.onDisk, v.indexed, v.entries, v.touched = true, false, 0, time.Now()
 	v.created++
 	return f, nil
 }
@@ -394,17 +389,25 @@ func (s *Store) appendLocked(v *version, e entry) error {
 			return err
 		}
 	}
-	f, err := os.OpenFile(v.index, os.O_WRONLY|os.O_APPEND, 0)
+	flag, b := os.O_WRONLY|os.O_APPEND, []byte(nil)
+	if !v.indexed {
+		// The index is made with its first entry, in one write: a crash
+		// before leaves a data file without an index, removed at Open.
+		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		b = encodeIndexHeader(indexHeader{key: v.key, chunkSize: s.chunkSize})
+	}
+	b = append(b, make([]byte, entryLen)...)
+	e.encode(b[len(b)-entryLen:])
+	f, err := os.OpenFile(v.index, flag, 0o600)
 	if err != nil {
 		return err
 	}
-	var b [entryLen]byte
-	e.encode(b[:])
-	_, err = f.Write(b[:])
+	_, err = f.Write(b)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
+		v.indexed = true
 		v.entries++
 	}
 	return err
@@ -423,7 +426,7 @@ func (s *Store) rewriteIndexLocked(v *version) error {
 	if err := writeAtomic(filepath.Dir(v.index), filepath.Base(v.index), b); err != nil {
 		return err
 	}
-	v.entries = len(v.chunks)
+	v.indexed, v.entries = true, len(v.chunks)
 	return nil
 }
 
