@@ -206,9 +206,9 @@ func (s *Store) Usage() Usage {
 
 // ReadChunk copies chunk i of k, from within bytes into it, into dst. It
 // reports false when the chunk is not stored, or fails its check (and is
-// dropped). A chunk is checked on its first read in this process. The data
-// file is opened under the lock, and the chunk must still be stored once
-// read: a hole punched meanwhile is not served as zeros.
+// dropped). A chunk is checked on its first read in this process. The
+// chunk must still be stored once read: a hole punched, or a file removed,
+// meanwhile is not served.
 func (s *Store) ReadChunk(k Key, i int64, dst []byte, within int64) bool {
 	now := time.Now()
 	s.mu.Lock()
@@ -222,13 +222,13 @@ func (s *Store) ReadChunk(k Key, i int64, dst []byte, within int64) bool {
 		return false
 	}
 	s.lru.Get(ref{v, i})
-	f, err := os.Open(v.data)
 	verified := c.verified
 	touch := now.Sub(v.touched) > touchEvery
 	if touch {
 		v.touched = now
 	}
 	s.mu.Unlock()
+	f, err := os.Open(v.data)
 	if err != nil {
 		s.discard(v, i, c, "open", err)
 		return false
@@ -302,13 +302,30 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	if s.used+int64(len(data)) > s.limit {
 		s.shrinkLocked(s.limit - int64(len(data))) // room first, so the disk stays within the bound
 	}
-	f, err := s.openDataLocked(v)
-	created := v.created
-	if err == nil {
-		v.writing[i]++
+	var f *os.File
+	var err error
+	if !v.onDisk {
+		f, err = s.openDataLocked(v) // made under the lock, once
 	}
+	created := v.created
+	v.writing[i]++
 	s.mu.Unlock()
+	if f == nil && err == nil {
+		if f, err = os.OpenFile(v.data, os.O_RDWR, 0); errors.Is(err, fs.ErrNotExist) {
+			s.mu.Lock()
+			if s.lookupLocked(k) != v {
+				err = ErrStale
+			} else {
+				f, err = s.openDataLocked(v) // removed under us: made afresh
+				created = v.created
+			}
+			s.mu.Unlock()
+		}
+	}
 	if err != nil {
+		s.mu.Lock()
+		s.doneWritingLocked(v, i)
+		s.mu.Unlock()
 		return err
 	}
 	_, err = f.WriteAt(data, i*s.chunkSize)
@@ -317,11 +334,7 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	spoiled := v.spoiled[i]
-	if v.writing[i]--; v.writing[i] == 0 {
-		delete(v.writing, i)
-		delete(v.spoiled, i)
-	}
+	spoiled := s.doneWritingLocked(v, i)
 	if err != nil {
 		if v.chunks[i] == nil && v.onDisk {
 			s.punchLocked(v, i) // give back what the failed write took
@@ -348,9 +361,21 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	return nil
 }
 
-// openDataLocked opens v's data file for writing, creating it and its
-// index if needed. Files found missing (someone removed the cache
-// directory) take their chunks with them and are created afresh.
+// doneWritingLocked ends a put of chunk i of v, and reports whether its
+// hole was punched while the put wrote.
+func (s *Store) doneWritingLocked(v *version, i int64) (spoiled bool) {
+	spoiled = v.spoiled[i]
+	if v.writing[i]--; v.writing[i] == 0 {
+		delete(v.writing, i)
+		delete(v.spoiled, i)
+	}
+	return spoiled
+}
+
+// openDataLocked opens v's data file for writing, creating it if needed
+// (the index comes with the first entry). Files found missing (someone
+// removed the cache directory) take their chunks with them and are made
+// afresh.
 func (s *Store) openDataLocked(v *version) (*os.File, error) {
 	if v.onDisk {
 		f, err := os.OpenFile(v.data, os.O_RDWR, 0)
