@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"mastfs/cache/fits"
 )
 
 // Fetching ahead of any reader (Prefetch, and the FITS header walk of a
@@ -27,13 +29,14 @@ type prefetcher struct {
 
 	mu       sync.Mutex // guards queue, reserved, walked
 	queue    []prefetchReq
-	reserved int64                             // bytes of low streams in flight, not yet in the store
-	walked   *simplelru.LRU[walkKey, struct{}] // file versions walked, or walking
+	reserved int64                               // bytes of low streams in flight, not yet in the store
+	walked   *simplelru.LRU[walkKey, []fits.HDU] // file versions walked, or walking, and the units found
 
 	asked, handled atomic.Int64 // requests queued, and taken from the queue and dealt with
 	files, bytes   atomic.Int64 // prefetches started and the bytes they asked for
 	walks          atomic.Int64 // FITS walks started
 	walking        atomic.Int64 // FITS walks running
+	ready          atomic.Bool  // walked is made
 }
 
 type prefetchReq struct {
@@ -92,7 +95,8 @@ func (c *Cache) startAhead() *prefetcher {
 	a := &c.pre
 	a.once.Do(func() {
 		a.kick = make(chan struct{}, 1)
-		a.walked, _ = simplelru.NewLRU[walkKey, struct{}](walksKept, nil)
+		a.walked, _ = simplelru.NewLRU[walkKey, []fits.HDU](walksKept, nil)
+		a.ready.Store(true)
 		c.mu.Lock()
 		closed := c.closed
 		if !closed {

@@ -55,7 +55,7 @@ func (c *Cache) walkFile(k Key, head []byte, low bool) {
 		a.mu.Unlock() // walked, or too many at once: a later read may start it
 		return
 	}
-	a.walked.Add(keyOf(k), struct{}{})
+	a.walked.Add(keyOf(k), nil)
 	a.walks.Add(1)
 	a.walking.Add(1)
 	a.mu.Unlock()
@@ -72,7 +72,14 @@ func (c *Cache) walkFile(k Key, head []byte, low bool) {
 	go func() {
 		defer c.wg.Done()
 		defer a.walking.Add(-1)
-		units, stop := fits.Walk(&walkReader{c: c, k: k, ctx: c.starting, low: low}, k.Size, fits.Limits{}, nil)
+		units, stop := fits.Walk(&walkReader{c: c, k: k, ctx: c.starting, low: low}, k.Size, fits.Limits{}, func(h fits.HDU) bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if old, ok := a.walked.Peek(keyOf(k)); ok {
+				a.walked.Add(keyOf(k), append(old[:len(old):len(old)], h))
+			}
+			return true
+		})
 		c.log.Debug("cache: FITS headers walked", "path", k.Path, "units", len(units), "stop", stop.String())
 	}()
 }
@@ -152,4 +159,28 @@ func (r *walkReader) fetch(i int64) (*stream, func(), error) {
 	}
 	s, err := r.c.fetch(r.f, i, plan{want: i + 1})
 	return s, func() {}, err
+}
+
+// headerCap bounds the read-ahead of a read of chunks [a, b] of k that
+// starts in the chunks of a header the walk found, or the chunk after it:
+// such a read is a FITS reader's hop, and what follows the header is data
+// it jumps over. Without the bound, the kernel's read-ahead past the
+// header's end looks like a sequential run and earns a window of data
+// chunks at every hop. A run that goes on past that chunk (a copy) reads
+// ahead again; a stream already reading on is not shortened.
+func (c *Cache) headerCap(k Key, a, b, want int64) int64 {
+	p := &c.pre
+	if want <= b+1 || !p.ready.Load() {
+		return want
+	}
+	p.mu.Lock()
+	units, _ := p.walked.Peek(keyOf(k))
+	p.mu.Unlock()
+	cs := c.cfg.ChunkSize
+	for _, h := range units {
+		if a >= h.Offset/cs && a <= (h.DataOffset()-1)/cs+1 {
+			return b + 1
+		}
+	}
+	return want
 }
