@@ -20,9 +20,9 @@ type Quirks struct {
 	MLSDRefused bool
 	// EarlyBytesRefused: a data connection that sends bytes before the
 	// transfer command (a TLS ClientHello made ahead) is closed; the
-	// command is then answered 150 and waits for a data connection until
-	// the server's data timeout. A connection made ahead that stays silent
-	// until the command works (125).
+	// command is then answered 150 and nothing more: no final reply came
+	// within a minute (pyftpdlib 1.5.7). A connection made ahead that stays
+	// silent until the command works (125).
 	EarlyBytesRefused bool
 }
 
