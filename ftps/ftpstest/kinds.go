@@ -24,6 +24,11 @@ type Quirks struct {
 	// within a minute (pyftpdlib 1.5.7). A connection made ahead that stays
 	// silent until the command works (125).
 	EarlyBytesRefused bool
+	// CapAtLogin: beyond MaxClients or MaxPerIP a new connection is
+	// greeted 220 as usual, and its PASS answered 530 ("the maximum number
+	// of allowed clients are already connected"), not 421: a client that
+	// takes every 530 for a wrong password is misled.
+	CapAtLogin bool
 }
 
 // Kind is one server implementation in one configuration of the interop

@@ -29,6 +29,9 @@ import (
 //     REST STREAM, SIZE, TVFS, UTF8. LIST shows owner and group names and
 //     UTC times, symlinks as "name -> target". LIST of a directory it may
 //     not open answers 550.
+//   - Beyond Options.MaxClients or MaxPerIP a connection is greeted 421.
+//     pyftpdlib counts every socket of its loop against its cap (data
+//     connections too); the script allows one more for the listener.
 //   - The script writes the command log (PASS hidden) and a wu-ftpd style
 //     transfer log with local paths, spaces written "_".
 
