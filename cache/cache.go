@@ -67,9 +67,9 @@ type Config struct {
 	// long, window-limited path, and costs little on a short one.
 	// Default 4, at most Streams.
 	StreamsPerFile int
-	// Budget, when set, returns the streams that may be open now (the
-	// connections the server currently accepts); it overrides Streams as
-	// it changes, and Streams stays the most asked of it at once.
+	// Budget, when set, returns how many streams may be open now (the
+	// connections the server currently accepts, such as the FTPS client's
+	// live limit); streams at once follow it, never more than Streams.
 	Budget func() int
 	Logger *slog.Logger // default slog.Default()
 }
@@ -93,9 +93,9 @@ var (
 
 // Stats is a snapshot of the cache's counters.
 type Stats struct {
-	Used            int64 // bytes of chunk files on disk
+	Used            int64 // bytes of chunks stored
 	Limit           int64 // bound on Used
-	Hits            int64 // chunk reads served from disk
+	Hits            int64 // chunk reads served from the store
 	Misses          int64 // chunk reads that waited for the remote
 	BytesFetched    int64 // bytes read from the remote
 	FetchesInFlight int   // remote streams open now

@@ -62,7 +62,7 @@ const (
 // fetched this way has its headers walked too.
 func (c *Cache) Prefetch(k Key, n int64) {
 	n = min(n, k.Size)
-	if n <= 0 {
+	if n <= 0 || c.draining.Load() {
 		return
 	}
 	a := c.startAhead()
@@ -124,7 +124,7 @@ func (c *Cache) prefetchLoop() {
 			select {
 			case <-a.kick:
 				continue
-			case <-c.ctx.Done():
+			case <-c.starting.Done(): // Close, or Drain: nothing starts any more
 				return
 			}
 		}
@@ -147,12 +147,14 @@ func (c *Cache) prefetchOne(r prefetchReq) {
 		return
 	}
 	c.store.Use(r.k)
-	s, release := c.fetchLow(c.ctx, f, first, want)
+	s, release, mine := c.fetchLow(c.starting, f, first, want)
 	if s == nil {
 		return
 	}
-	c.pre.files.Add(1)
-	c.pre.bytes.Add(r.n)
+	if mine {
+		c.pre.files.Add(1)
+		c.pre.bytes.Add(r.n)
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -165,15 +167,16 @@ func (c *Cache) prefetchOne(r prefetchReq) {
 // fetchLow starts a low-priority stream for chunks [i, want) of f: it
 // waits for a spare slot and reserves room for the chunks in the cache.
 // It returns nil when ctx ends first or the cache has no room; release
-// gives the reserved room back once the stream is done.
-func (c *Cache) fetchLow(ctx context.Context, f *file, i, want int64) (s *stream, release func()) {
+// gives the reserved room back once the stream is done; mine is false when
+// a stream already on its way (a reader's) serves the chunks instead.
+func (c *Cache) fetchLow(ctx context.Context, f *file, i, want int64) (s *stream, release func(), mine bool) {
 	room := (want - i) * c.cfg.ChunkSize
 	a := &c.pre
 	a.mu.Lock()
 	u := c.store.Usage()
 	if u.Used+a.reserved+room > u.Limit {
 		a.mu.Unlock()
-		return nil, nil
+		return nil, nil, false
 	}
 	a.reserved += room
 	a.mu.Unlock()
@@ -184,22 +187,22 @@ func (c *Cache) fetchLow(ctx context.Context, f *file, i, want int64) (s *stream
 	}
 	if !c.slots.waitSpare(ctx) {
 		release()
-		return nil, nil
+		return nil, nil, false
 	}
 	tok := &heldSlot{}
 	s = c.streamFor(f, i, plan{want: want, held: tok}, 0)
 	if s == nil {
 		c.slots.release()
 		release()
-		return nil, nil
+		return nil, nil, false
 	}
 	f.mu.Lock()
-	mine := s.held == tok
+	mine = s.held == tok
 	f.mu.Unlock()
 	if !mine {
 		c.slots.release() // a stream on its way there already serves it
 	}
-	return s, release
+	return s, release, mine
 }
 
 // waitPast waits until s has read chunk i, or ended, or ctx has.

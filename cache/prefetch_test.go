@@ -210,7 +210,7 @@ func TestPrefetchNeverEvicts(t *testing.T) {
 // prefetches stops them: every stream ends closed, every slot is given
 // back, and reads after a Forget get the right bytes.
 func TestPrefetchCancelled(t *testing.T) {
-	for _, how := range []string{"close", "forget"} {
+	for _, how := range []string{"close", "drain", "forget"} {
 		t.Run(how, func(t *testing.T) {
 			r := newFake()
 			r.openDelay = 5 * time.Millisecond
@@ -226,19 +226,42 @@ func TestPrefetchCancelled(t *testing.T) {
 				if err := c.Close(); err != nil {
 					t.Fatal(err)
 				}
+			case "drain":
+				// In flight, a prefetch finishes; none starts. A Drain
+				// waiting on the prefetcher would take its whole bound.
+				drained := make(chan struct{})
+				go func() {
+					c.Drain(time.Hour)
+					close(drained)
+				}()
+				waitFor(t, "Drain returned", func() bool {
+					select {
+					case <-drained:
+						return true
+					default:
+						return false
+					}
+				})
+				opened, _, _ := r.counts()
+				c.Prefetch(ks[len(ks)-1], ks[0].Size)
+				if again, _, _ := r.counts(); again != opened || c.pre.asked.Load() != int64(len(ks)) {
+					t.Fatal("a prefetch asked for after Drain was queued or started")
+				}
 			case "forget":
 				if err := c.Forget("/stage"); err != nil {
 					t.Fatal(err)
 				}
 			}
 			waitFor(t, "streams closed", func() bool { _, _, active := r.counts(); return active == 0 || how == "forget" })
-			if how == "close" {
+			if how != "forget" {
 				if n := c.slots.inUse(); n != 0 {
-					t.Fatalf("%d slots held after Close", n)
+					t.Fatalf("%d slots held after %s", n, how)
 				}
 				return
 			}
+			r.mu.Lock()
 			r.bytesPerSec = 0
+			r.mu.Unlock()
 			for i, k := range ks {
 				readSeq(t, c, k, uint64(100+i), 30_000)
 			}

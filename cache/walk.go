@@ -33,7 +33,7 @@ func (c *Cache) noticeHead(k Key, head []byte, off int64) {
 // smaller one). head is the file's first bytes, or nil to read them from
 // the store.
 func (c *Cache) walkFile(k Key, head []byte) {
-	if k.Size <= c.cfg.ChunkSize {
+	if k.Size <= c.cfg.ChunkSize || c.draining.Load() {
 		return
 	}
 	if head == nil {
@@ -69,7 +69,7 @@ func (c *Cache) walkFile(k Key, head []byte) {
 	go func() {
 		defer c.wg.Done()
 		defer a.walking.Add(-1)
-		units, stop := fits.Walk(&walkReader{c: c, k: k, ctx: c.ctx}, k.Size, fits.Limits{}, nil)
+		units, stop := fits.Walk(&walkReader{c: c, k: k, ctx: c.starting}, k.Size, fits.Limits{}, nil)
 		c.log.Debug("cache: FITS headers walked", "path", k.Path, "units", len(units), "stop", stop.String())
 	}()
 }
@@ -121,7 +121,7 @@ func (r *walkReader) load(i int64) error {
 			}
 			r.f = f
 		}
-		s, release := c.fetchLow(r.ctx, r.f, i, i+1)
+		s, release, _ := c.fetchLow(r.ctx, r.f, i, i+1)
 		if s == nil {
 			return fmt.Errorf("walk: no room or slot for chunk %d", i)
 		}

@@ -68,6 +68,9 @@ func (s *Store) punchLocked(v *version, i int64) bool {
 		return true // gone already: nothing to free
 	}
 	defer f.Close()
+	if v.writing[i] > 0 {
+		v.spoiled[i] = true
+	}
 	err = punchHole(f, i*s.chunkSize, s.chunkLen(v, i))
 	if errors.Is(err, errNoPunch) {
 		s.noPunch = true

@@ -57,6 +57,11 @@ type version struct {
 	held    int              // backing files handed out and not yet released
 	gone    int64            // bytes still counted for a version dropped while held
 	touched time.Time        // last mtime given to the data file
+	created int              // times the files were made: a write spanning one went to a file no longer kept
+	// writing counts the puts of a chunk under way; spoiled marks a chunk
+	// whose hole was punched during one of them (it was put twice at once).
+	writing map[int64]int
+	spoiled map[int64]bool
 }
 
 // chunk is one stored chunk.
@@ -134,7 +139,7 @@ func (s *Store) ChunkSize() int64 { return s.chunkSize }
 func (s *Store) newVersion(k Key) *version {
 	data, index := versionPaths(s.files, versionName(k))
 	return &version{key: k, data: data, index: index, nchunks: (k.Size + s.chunkSize - 1) / s.chunkSize,
-		chunks: map[int64]*chunk{}}
+		chunks: map[int64]*chunk{}, writing: map[int64]int{}, spoiled: map[int64]bool{}}
 }
 
 func (s *Store) chunkLen(v *version, i int64) int64 {
@@ -297,6 +302,10 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 		s.shrinkLocked(s.limit - int64(len(data))) // room first, so the disk stays within the bound
 	}
 	f, err := s.openDataLocked(v)
+	created := v.created
+	if err == nil {
+		v.writing[i]++
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -307,13 +316,18 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	spoiled := v.spoiled[i]
+	if v.writing[i]--; v.writing[i] == 0 {
+		delete(v.writing, i)
+		delete(v.spoiled, i)
+	}
 	if err != nil {
 		if v.chunks[i] == nil && v.onDisk {
 			s.punchLocked(v, i) // give back what the failed write took
 		}
 		return err
 	}
-	if s.lookupLocked(k) != v {
+	if s.lookupLocked(k) != v || v.created != created || !v.onDisk {
 		return ErrStale // the bytes went into a file no longer kept
 	}
 	if err := s.appendLocked(v, entry{index: i, crc: crc}); err != nil {
@@ -322,7 +336,7 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	if v.chunks[i] != nil {
 		s.forgetChunkLocked(v, i)
 	}
-	c := &chunk{crc: crc, verified: true}
+	c := &chunk{crc: crc, verified: !spoiled} // else its first read checks it
 	v.chunks[i] = c
 	s.used += int64(len(data))
 	s.nchunks++
@@ -368,6 +382,7 @@ func (s *Store) openDataLocked(v *version) (*os.File, error) {
 		return nil, err
 	}
 	v.onDisk, v.entries, v.touched = true, 0, time.Now()
+	v.created++
 	return f, nil
 }
 

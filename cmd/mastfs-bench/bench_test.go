@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,8 @@ type sizes struct {
 	farReadRuns                      int // far figure 6
 	farRuns                          int // far figure 3
 	farLsRuns, farLsRcloneRuns       int // far ls -lR, mastfs and rclone
+	sciRuns, sciRcloneRuns           int // figures 9: mastfs and curl; rclone (far: minutes a run)
+	farSciRclone                     []*peer
 	cpLimit                          time.Duration
 	out                              string // results directory
 }
@@ -43,10 +46,12 @@ var (
 	fullSizes = sizes{name: "full", large: 1 << 30, part: 50e6, many: 5000,
 		treeDirs: 8, treeSubdirs: 8, treeFiles: 30,
 		runs: 5, cpRuns: 3, farColdRuns: 2, farReadRuns: 3, farRuns: 5, farLsRuns: 3, farLsRcloneRuns: 1,
+		sciRuns: 3, sciRcloneRuns: 2, farSciRclone: []*peer{peerRcloneFull, peerRcloneOff},
 		cpLimit: 4 * time.Minute, out: "results"}
 	quickSizes = sizes{name: "quick", large: 128 << 20, part: 8e6, many: 500,
 		treeDirs: 4, treeSubdirs: 4, treeFiles: 10,
 		runs: 3, cpRuns: 3, farColdRuns: 2, farReadRuns: 2, farRuns: 3, farLsRuns: 2, farLsRcloneRuns: 1,
+		sciRuns: 2, sciRcloneRuns: 1, farSciRclone: []*peer{peerRcloneFull},
 		cpLimit: 2 * time.Minute, out: "results/quick"}
 )
 
@@ -96,7 +101,15 @@ func TestBench(t *testing.T) {
 	}
 	t.Logf("work directory (mount logs are kept there): %s", work)
 	bk := &book{params: map[string]string{"conn_poll": "dedup"}}
-	b := &bench{sz: sz, book: bk, logf: t.Logf}
+	b := &bench{sz: sz, book: bk, logf: t.Logf, only: parseOnly(os.Getenv("MASTFS_BENCH_ONLY"))}
+	for _, o := range b.only {
+		if !slices.ContainsFunc(sectionNames, (&bench{only: []string{o}}).runs) {
+			t.Fatalf("MASTFS_BENCH_ONLY: no section %q; sections: %s", o, strings.Join(sectionNames, "; "))
+		}
+	}
+	if len(b.only) > 0 {
+		bk.params["only"] = strings.Join(b.only, "; ")
+	}
 	defer func() {
 		bk.params["duration"] = time.Since(begin).Round(time.Second).String()
 		if err := writeResults(b, sz.out); err != nil {
@@ -117,8 +130,9 @@ func TestBench(t *testing.T) {
 
 	st := writeStage(t, sz)
 	bk.params["stage"] = fmt.Sprintf("%s (%d bytes); %d parts of %d bytes; %s: %d files of 2,880 bytes; "+
-		"%s: %d dirs, %d files (%d entries)", largeRel, st.largeSize, len(st.parts), st.partSize, manyRel, st.manyFiles,
-		treeRel, st.treeDirs, st.treeFiles, st.treeDirs+st.treeFiles)
+		"%s: %d dirs, %d files (%d entries); %s: %s (%d bytes), %s (%d bytes), %s/: 500 products", largeRel, st.largeSize,
+		len(st.parts), st.partSize, manyRel, st.manyFiles, treeRel, st.treeDirs, st.treeFiles, st.treeDirs+st.treeFiles,
+		sciRel, sciFLT, st.sizes[sciFLT], sciCal, st.sizes[sciCal], sciProducts)
 	near := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st.Stage, PasvPorts: 100, Name: "vsftpd-near"})
 	farSrv := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st.Stage, PasvPorts: 100, Name: "vsftpd-far",
 		PasvAddress: farHost})
@@ -151,9 +165,14 @@ func TestBench(t *testing.T) {
 	if o := nearP.curl(largeRel, 0, false, 5*time.Minute).run(); o.err != nil {
 		t.Fatalf("curl cannot read the stage: %v", o.err)
 	}
-	probeRcloneDefault(b, nearP)
+	if len(b.only) == 0 {
+		probeRcloneDefault(b, nearP)
+	}
 
 	section := func(name string, fn func()) {
+		if !b.runs(name) {
+			return
+		}
 		t0 := time.Now()
 		fn()
 		t.Logf("== %s done in %v (total %v)", name, time.Since(t0).Round(time.Second), time.Since(begin).Round(time.Second))
@@ -229,8 +248,107 @@ func TestBench(t *testing.T) {
 			}
 		}
 	})
+	b.issue12(t, section, nearP, farP)
+	b.issue13(t, section, nearP)
 	ps := proxy.Stats()
 	bk.params["proxy"] = fmt.Sprintf("%d connections, %d bytes to clients", ps.Accepted, ps.ToClient)
+}
+
+// sectionNames are the sections TestBench runs, in order, for
+// MASTFS_BENCH_ONLY.
+var sectionNames = []string{"near: figures 1, 2, 7", "near: figure 3", "near: figure 4", "near: figure 5",
+	"near: figure 6", "far: figure 1", "far: figure 3", "far: figure 5 (ls -lR cold)", "far: figure 6",
+	"near: figures 9", "far: figures 9", "near: figures 10"}
+
+// parseOnly reads MASTFS_BENCH_ONLY: sections separated by ";", each a
+// whole name ("far: figures 9") or a name without its place ("figures 9":
+// both places).
+func parseOnly(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ";") {
+		if f = strings.Join(strings.Fields(f), " "); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// runs says whether the section named runs in this benchmark.
+func (b *bench) runs(name string) bool {
+	if len(b.only) == 0 {
+		return true
+	}
+	_, bare, _ := strings.Cut(name, ": ")
+	for _, o := range b.only {
+		if o == name || o == bare {
+			return true
+		}
+	}
+	return false
+}
+
+// issue12 is figures 9, near and far: astronomers' access patterns, each
+// cold on a fresh mount, beside rclone mount and (where it means
+// something) curl.
+func (b *bench) issue12(t *testing.T, section func(string, func()), nearP, farP *place) {
+	var want map[string]string
+	for _, e := range []*place{nearP, farP} {
+		rclones := []*peer{peerRcloneFull, peerRcloneOff}
+		if e == farP {
+			rclones = b.sz.farSciRclone
+		}
+		section(e.name+": figures 9", func() {
+			if want == nil {
+				var err error
+				if want, err = sciLocal(e.st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, fig := range []string{figSciCp, figSciScan, figSciInfo, figSciCutout, figSciLs} {
+				for i := 0; i < b.sz.sciRuns; i++ {
+					peers := []*peer{peerMastfs}
+					if fig == figSciInfo { // downloading both files whole first; curl takes 0.2-0.4 s a file near, so 9a has none
+						peers = append(peers, peerCurl)
+					}
+					if i < b.sz.sciRcloneRuns && fig != figSciLs { // rclone's ls -lR is figure 5a
+						peers = append(peers, rclones...)
+					}
+					for _, p := range rotate(peers, i) {
+						b.science(e, p, fig, i, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// issue13 is figures 10, near: CPU per GiB of a cold read, cp -r on a
+// fresh mount, and a wholly cached file after a remount, with and without
+// passthrough.
+func (b *bench) issue13(t *testing.T, section func(string, func()), nearP *place) {
+	section("near: figures 10", func() {
+		for i := 0; i < b.sz.runs; i++ {
+			for _, p := range rotate([]*peer{peerCurl, peerMastfs}, i) {
+				b.cpu(nearP, p, i)
+			}
+		}
+		for i := 0; i < b.sz.cpRuns; i++ {
+			for _, p := range rotate([]*peer{peerMastfs, peerRcloneOff}, i) {
+				b.cpCold(nearP, p, i)
+			}
+		}
+		sum, err := pixelLocal(nearP.st.root)
+		if err != nil {
+			t.Fatalf("pixel loop on the local file: %v", err)
+		}
+		b.pixelSum = sum
+		defer openFuseDevice(b.book)()
+		for i := 0; i < b.sz.runs; i++ {
+			for _, p := range rotate([]*peer{peerLocal, peerMastfs, peerMastfsUser}, i) {
+				b.remount(nearP, p, i)
+			}
+		}
+	})
 }
 
 // probeRcloneDefault records what rclone does against this server without

@@ -18,6 +18,21 @@ const (
 	figCp       = "5d cp -r of the small-file dir"
 	figOne      = "6a one reader of one part"
 	figParallel = "6b 8 readers of 8 parts"
+
+	// Issue 12: astronomers' access patterns on the science stage.
+	figSciCp     = "9a cp of 200 small products (a glob)"
+	figSciScan   = "9b header scan of 200 products (astropy loop)"
+	figSciInfo   = "9c fits.info of the flt and the cal"
+	figSciCutout = "9d SCI,2 cutout of the flt (memmap)"
+	figSciLs     = "9e ls -lR tree, cold"
+
+	// Issue 13: what the cache costs, and what it serves once full.
+	figCPU        = "10a CPU per GiB, cold sequential read"
+	figCPURate    = "10a′ cold sequential read beside the CPU count"
+	figCpCold     = "10b cp -r of the small-file dir, fresh mount"
+	figRemountCat = "10c cat of a wholly cached file after a remount"
+	figRemountDD  = "10d dd bs=1M of a wholly cached file after a remount"
+	figPixelLoop  = "10e astropy memmap loop over all pixels, wholly cached"
 )
 
 // sample is one measurement of one peer in one run.
@@ -28,6 +43,10 @@ type sample struct {
 	Err   string  `json:"error,omitempty"`
 	Cost  cost    `json:"cost"`
 	RSS   int64   `json:"rss_bytes,omitempty"` // VmHWM of the FUSE server, mounts only
+	// Asked is the bytes the reader asked for (figures 9): from its own
+	// count (/proc/self/io rchar in the Python figures, plus the pixels a
+	// cutout touches) or the sizes of the files it read whole.
+	Asked int64 `json:"asked,omitempty"`
 }
 
 // series is every run of one figure for one peer at one place.

@@ -3,7 +3,7 @@
 # (.ci/deps: vsftpd, fuse3, curl, python3-astropy): rclone, and gnuplot for
 # the chart. Runs "apt-get update" only when something must be fetched.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 bash .ci/deps
 

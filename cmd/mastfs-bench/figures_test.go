@@ -12,9 +12,11 @@ import (
 
 // bench is one benchmark run: where it measures and what it records.
 type bench struct {
-	sz   sizes
-	book *book
-	logf func(format string, args ...any)
+	sz       sizes
+	book     *book
+	logf     func(format string, args ...any)
+	only     []string // sections to run (MASTFS_BENCH_ONLY); none: all
+	pixelSum string   // the pixel loop's sum on the local large file (figure 10e)
 }
 
 // rotate returns peers starting at the i-th, so no peer always goes first.
@@ -144,18 +146,19 @@ func (b *bench) headerRead(e *place, p *peer, run int) {
 				return 0, fmt.Errorf("list first: %w", err)
 			}
 			return 0, nil
-		}, func(m *mount) (float64, error) {
+		}, func(m *mount) (float64, int64, error) {
 			o := command{name: "head", args: []string{"-c", strconv.Itoa(n), filepath.Join(m.root(), largeRel)},
 				limit: limit, capture: true}.run()
-			return float64(o.dur.Microseconds()) / 1e3, check(o)
+			return float64(o.dur.Microseconds()) / 1e3, 0, check(o)
 		})
 	}
 }
 
 // withMountUntilEnd runs prep untimed and then act on a fresh mount, and
-// meters the server from just before act until after the unmount.
+// meters the server from just before act until after the unmount. act
+// returns its value and the bytes its reader asked for (0: not counted).
 func (b *bench) withMountUntilEnd(e *place, p *peer, fig, unit string, run int,
-	prep, act func(m *mount) (float64, error)) {
+	prep func(m *mount) (float64, error), act func(m *mount) (float64, int64, error)) {
 	m, err := e.mount(p, fmt.Sprintf("%s-r%d", figTag(fig), run))
 	if err != nil {
 		b.record(e, fig, p, unit, sample{Run: run, Err: err.Error()})
@@ -167,8 +170,8 @@ func (b *bench) withMountUntilEnd(e *place, p *peer, fig, unit string, run int,
 		return
 	}
 	mk := e.meter.begin()
-	v, err := act(m)
-	x := sample{Run: run, Value: v, OK: err == nil, Err: errString(err), RSS: vmHWM(m.pid())}
+	v, asked, err := act(m)
+	x := sample{Run: run, Value: v, Asked: asked, OK: err == nil, Err: errString(err), RSS: vmHWM(m.pid())}
 	if err != nil {
 		x.Err += " | log: " + m.tail()
 	}
@@ -224,22 +227,34 @@ func (b *bench) astropy(e *place, p *peer, run int, want string) {
 		b.withMountUntilEnd(e, p, figAstropy, "ms", run, func(m *mount) (float64, error) {
 			_, err := os.ReadDir(filepath.Join(m.root(), filepath.Dir(largeRel)))
 			return 0, err
-		}, func(m *mount) (float64, error) { return act(m.root()) })
+		}, func(m *mount) (float64, int64, error) {
+			v, err := act(m.root())
+			return v, 0, err
+		})
 	}
 }
 
 // astropyLocal runs the script on the local file, for the expected output.
 func astropyLocal(root string) (string, error) {
-	o := command{name: "/usr/bin/python3", args: []string{"-c", astropyScript, filepath.Join(root, largeRel)},
-		limit: 2 * time.Minute, capture: true}.run()
-	if o.err != nil {
-		return "", o.err
-	}
-	lines := strings.Split(strings.TrimSpace(string(o.out)), "\n")
-	if len(lines) != 3 {
-		return "", fmt.Errorf("astropy printed %q", o.out)
+	lines, err := python(astropyScript, 3, 2*time.Minute, filepath.Join(root, largeRel))
+	if err != nil {
+		return "", err
 	}
 	return lines[0] + "|" + lines[1], nil
+}
+
+// python runs a script with /usr/bin/python3 (where Debian's astropy is)
+// and returns the n lines it must print.
+func python(script string, n int, limit time.Duration, args ...string) ([]string, error) {
+	o := command{name: "/usr/bin/python3", args: append([]string{"-c", script}, args...), limit: limit, capture: true}.run()
+	if o.err != nil {
+		return nil, o.err
+	}
+	lines := strings.Split(strings.TrimSpace(string(o.out)), "\n")
+	if len(lines) != n {
+		return nil, fmt.Errorf("python printed %q, not %d lines", o.out, n)
+	}
+	return lines, nil
 }
 
 // listing is figure 5 on one mount (or the local stage): ls -lR of the

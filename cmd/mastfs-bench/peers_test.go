@@ -32,6 +32,7 @@ type peer struct {
 	argv  func(e *place, dir, cache, log string) []string // mount command line; argv[0] is the program
 	env   []string                                        // added to the mount's environment
 	quirk string                                          // known limitation, for the results
+	as    *syscall.Credential                             // run the FUSE server, and its readers, as this user
 }
 
 // place is one server as clients reach it: directly on loopback ("near"),
@@ -106,6 +107,13 @@ var (
 		note: "rclone mount --read-only --vfs-cache-mode full --ftp-explicit-tls --ftp-disable-tls13 --ftp-no-check-certificate"}
 	peerRcloneOff = &peer{name: "rclone-off", kind: kindMount, argv: rcloneArgs("off", false),
 		note: "rclone mount --read-only --vfs-cache-mode off --ftp-explicit-tls --ftp-disable-tls13 --ftp-no-check-certificate"}
+	// peerMastfsUser is an ordinary user's mount: mastfs runs as nobody
+	// and mounts through fusermount3, without CAP_SYS_ADMIN, so the kernel
+	// takes no backing file from it; readers run as nobody too (the mount
+	// has no allow_other).
+	peerMastfsUser = &peer{name: "mastfs-user", kind: kindMount, argv: mastfsArgs(),
+		as:   &syscall.Credential{Uid: 65534, Gid: 65534},
+		note: "mastfs mount as above, run by the user nobody (fusermount3, no CAP_SYS_ADMIN: no passthrough), read by nobody"}
 	peerRcloneTLS13 = &peer{name: "rclone-default", kind: kindMount, argv: rcloneArgs("full", true),
 		note: "rclone mount as documented, without --ftp-disable-tls13"}
 )
@@ -116,8 +124,22 @@ type mount struct {
 	base    string // holds the mount point, cache and log; removed at unmount
 	dir     string
 	logFile string
+	outFile string // the server's standard output and error
 	cmd     *exec.Cmd
 	done    chan error
+	keep    bool // leave the cache at unmount, for a remount
+}
+
+// mountOpts shapes a mount beyond its peer.
+type mountOpts struct {
+	base string // a directory an earlier mount of the peer left (with keep): its cache is used again
+	keep bool   // keep the cache at unmount
+}
+
+// reader returns the command that runs name on the mount, as the user the
+// mount belongs to.
+func (m *mount) reader(name string, limit time.Duration, capture bool, args ...string) command {
+	return command{name: name, args: args, limit: limit, capture: capture, as: m.p.as}
 }
 
 // root is where the stage directory appears.
@@ -143,24 +165,40 @@ func (e *place) waitIdle() {
 // directory (log kept after the unmount) is named after the place, the
 // peer and tag.
 func (e *place) mount(p *peer, tag string) (*mount, error) {
+	return e.mountWith(p, tag, mountOpts{})
+}
+
+// mountWith is mount, shaped by o.
+func (e *place) mountWith(p *peer, tag string, o mountOpts) (*mount, error) {
 	e.waitIdle()
-	base, err := os.MkdirTemp(e.work, e.name+"-"+p.name+"-"+tag+"-")
-	if err != nil {
-		return nil, err
+	base := o.base
+	if base == "" {
+		var err error
+		if base, err = os.MkdirTemp(e.work, e.name+"-"+p.name+"-"+tag+"-"); err != nil {
+			return nil, err
+		}
 	}
-	m := &mount{p: p, base: base, dir: filepath.Join(base, "mnt"), logFile: filepath.Join(base, "log"),
-		done: make(chan error, 1)}
+	m := &mount{p: p, base: base, dir: filepath.Join(base, "mnt"), logFile: filepath.Join(base, "log-"+tag),
+		outFile: filepath.Join(base, "output-"+tag), done: make(chan error, 1), keep: o.keep}
 	cache := filepath.Join(base, "cache")
 	for _, d := range []string{m.dir, cache} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
 	argv := p.argv(e, m.dir, cache, m.logFile)
+	env := append(os.Environ(), p.env...)
+	if p.as != nil {
+		var err error
+		if argv, err = e.handOver(p.as, base, argv, m.dir, cache); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		env = append(env, "HOME="+base, "XDG_CACHE_HOME="+base, "XDG_RUNTIME_DIR="+base)
+	}
 	m.cmd = exec.Command(argv[0], argv[1:]...)
-	m.cmd.Env = append(os.Environ(), p.env...)
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := os.Create(filepath.Join(base, "output"))
+	m.cmd.Env = env
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.as}
+	out, err := os.Create(m.outFile)
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +225,47 @@ func (e *place) mount(p *peer, tag string) (*mount, error) {
 	return m, nil
 }
 
+// handOver lets the user u run a mount in base: the work directory
+// becomes traversable, base and the mount's directories become u's, and
+// the server's CA certificate is copied where u can read it (argv is
+// changed to name the copy).
+func (e *place) handOver(u *syscall.Credential, base string, argv []string, dirs ...string) ([]string, error) {
+	if err := os.Chmod(e.work, 0o711); err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(e.srv.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	caCopy := filepath.Join(base, "ca.pem")
+	if err := os.WriteFile(caCopy, ca, 0o644); err != nil {
+		return nil, err
+	}
+	for _, d := range append([]string{base}, dirs...) {
+		if err := os.Chown(d, int(u.Uid), int(u.Gid)); err != nil {
+			return nil, err
+		}
+	}
+	// The cache of a remount holds files the user's earlier mount made.
+	_ = filepath.Walk(filepath.Join(base, "cache"), func(p string, _ os.FileInfo, err error) error {
+		if err == nil {
+			err = os.Lchown(p, int(u.Uid), int(u.Gid))
+		}
+		return err
+	})
+	out := append([]string(nil), argv...)
+	for i, a := range out {
+		if a == e.srv.CAFile {
+			out[i] = caCopy
+		}
+	}
+	return out, nil
+}
+
 // tail is the end of the mount's log and output, for error messages.
 func (m *mount) tail() string {
 	var parts []string
-	for _, f := range []string{m.logFile, filepath.Join(m.base, "output")} {
+	for _, f := range []string{m.logFile, m.outFile} {
 		b, _ := os.ReadFile(f)
 		if s := strings.TrimSpace(string(b)); s != "" {
 			parts = append(parts, lastLines(s, 3))
@@ -246,7 +321,9 @@ func (m *mount) unmount() error {
 }
 
 func (m *mount) cleanup() {
-	_ = os.RemoveAll(filepath.Join(m.base, "cache"))
+	if !m.keep {
+		_ = os.RemoveAll(filepath.Join(m.base, "cache"))
+	}
 	if !mountinfo.Mounted(m.dir) {
 		_ = os.Remove(m.dir)
 	}

@@ -20,8 +20,9 @@ var errTimeout = errors.New("time limit reached")
 // outcome is what one command did.
 type outcome struct {
 	dur time.Duration
-	out []byte // standard output, when asked for
-	err error  // exit status, start failure or errTimeout, with stderr's tail
+	out []byte        // standard output, when asked for
+	err error         // exit status, start failure or errTimeout, with stderr's tail
+	cpu time.Duration // user and system time of the process and its children
 }
 
 // command is one external program run under a time limit.
@@ -29,7 +30,8 @@ type command struct {
 	name    string
 	args    []string
 	limit   time.Duration
-	capture bool // keep standard output; otherwise it goes to /dev/null
+	capture bool                // keep standard output; otherwise it goes to /dev/null
+	as      *syscall.Credential // run as this user; nil: as the bench
 }
 
 // start launches c in a process group of its own, so that a time limit
@@ -39,7 +41,7 @@ type command struct {
 // timeout and leaves the process to whoever tears the mount down.
 func (c command) start() (wait func() outcome) {
 	cmd := exec.Command(c.name, c.args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: c.as}
 	var stdout, stderr bytes.Buffer
 	cmd.Stderr = &tailWriter{buf: &stderr, max: 2048}
 	var devnull *os.File
@@ -75,6 +77,9 @@ func (c command) start() (wait func() outcome) {
 		select {
 		case err := <-done:
 			o := outcome{dur: end.Sub(begin), out: stdout.Bytes()}
+			if ps := cmd.ProcessState; ps != nil {
+				o.cpu = ps.UserTime() + ps.SystemTime()
+			}
 			if err != nil {
 				o.err = fmt.Errorf("%s: %w: %s", c.name, err, oneLine(stderr.String()))
 			}
@@ -152,6 +157,31 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime returns a running process's user and system time so far, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s, which is
+// USER_HZ on Linux), or -1 when it cannot be read.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // connWatch polls the kernel's socket table for the server's side of

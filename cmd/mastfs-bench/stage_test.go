@@ -52,6 +52,9 @@ func writeStage(t *testing.T, sz sizes) *stage {
 	t.Helper()
 	begin := time.Now()
 	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: sz.large, ManyFiles: sz.many, Seed: 5})
+	if err := st.AddScience(path.Join(stageDir, sciRel), stagegen.ScienceOptions{}, 12); err != nil {
+		t.Fatal(err)
+	}
 	s := &stage{Stage: st, root: st.Local(stageDir), sums: map[string]string{}, sizes: map[string]int64{},
 		partSize: sz.part, manyFiles: sz.many}
 	for _, f := range st.Files {

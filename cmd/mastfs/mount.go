@@ -119,9 +119,10 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	// Signals from now on unmount: one that comes while the kernel takes
 	// the mount waits in sigs, rather than killing a process whose mount
 	// a test or a unit already sees.
+	// They stay caught until the process exits: a second SIGTERM while
+	// the cache drains must not kill it.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	srv, err := fs.Mount(mountpoint, a.root, a.opts, fs.MountOptions{
 		AllowOther: m.allowOther, Debug: m.debugFUSE,
 		Source: "mastfs:" + a.cfg.User + "@" + a.cfg.Host + a.remoteDir,
@@ -131,7 +132,13 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	}
 	unmounted := make(chan struct{})
 	go func() {
+		first := true
 		for sig := range sigs {
+			if !first {
+				log.Info("already unmounting", "signal", sig.String())
+				continue
+			}
+			first = false
 			log.Info("unmounting", "signal", sig.String())
 			notify(log, sdnotify.Stopping)
 			// Requests still waiting on the server end if the kernel has

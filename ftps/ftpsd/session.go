@@ -95,9 +95,11 @@ func (s *session) run() {
 // record logs a command, never the password.
 func (s *session) record(verb, arg string) {
 	if verb == "PASS" {
+		s.log.Debug("ftpsd: command", "verb", verb) // no argument at all
 		arg = "<hidden>"
+	} else {
+		s.log.Debug("ftpsd: command", "verb", verb, "arg", arg)
 	}
-	s.log.Debug("ftpsd: command", "verb", verb, "arg", arg)
 	if w := s.srv.cfg.CommandLog; w != nil {
 		line := verb
 		if arg != "" {
