@@ -4,12 +4,22 @@ BIN      ?= bin/mastfs
 TIMEOUT  ?= 15m
 PKGS     ?= ./...
 
-.PHONY: all build test deps check bench bench-quick install clean
+.PHONY: all build cross test deps check bench bench-quick install clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mastfs
+
+# cross builds mastfs for the other platforms it supports: macOS (with
+# macFUSE; built, not yet tested there) and 64-bit ARM Linux.
+CROSS ?= darwin/amd64 darwin/arm64 linux/arm64
+cross:
+	@set -e; for p in $(CROSS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "GOOS=$$os GOARCH=$$arch go build ./cmd/mastfs"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -o $(BIN)-$$os-$$arch ./cmd/mastfs; \
+	done
 
 install:
 	$(GO) install ./cmd/mastfs

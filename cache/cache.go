@@ -34,9 +34,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mastfs/cache/chunkstore"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -49,11 +52,7 @@ type Remote interface {
 }
 
 // Key names one version of a remote file, as the directory listing gave it.
-type Key struct {
-	Path    string
-	Size    int64
-	ModTime time.Time
-}
+type Key = chunkstore.Key
 
 // Config sets up a Cache. Zero fields take their defaults.
 type Config struct {
@@ -68,9 +67,9 @@ type Config struct {
 	// long, window-limited path, and costs little on a short one.
 	// Default 4, at most Streams.
 	StreamsPerFile int
-	// Budget, when set, returns the streams that may be open now (the
-	// connections the server currently accepts); it overrides Streams as
-	// it changes, and Streams stays the most asked of it at once.
+	// Budget, when set, returns how many streams may be open now (the
+	// connections the server currently accepts, such as the FTPS client's
+	// live limit); streams at once follow it, never more than Streams.
 	Budget func() int
 	Logger *slog.Logger // default slog.Default()
 }
@@ -89,14 +88,14 @@ var (
 	// ErrClosed is returned by calls on a closed Cache.
 	ErrClosed = errors.New("cache closed")
 	// ErrCorrupt means a stored record failed its checks; it has been removed.
-	ErrCorrupt = errors.New("cache record corrupt")
+	ErrCorrupt = chunkstore.ErrCorrupt
 )
 
 // Stats is a snapshot of the cache's counters.
 type Stats struct {
-	Used            int64 // bytes of chunk files on disk
+	Used            int64 // bytes of chunks stored
 	Limit           int64 // bound on Used
-	Hits            int64 // chunk reads served from disk
+	Hits            int64 // chunk reads served from the store
 	Misses          int64 // chunk reads that waited for the remote
 	BytesFetched    int64 // bytes read from the remote
 	FetchesInFlight int   // remote streams open now
@@ -117,15 +116,23 @@ type Cache struct {
 	spill  *lru.Cache[spillKey, []byte] // chunks the disk refused, for readers still waiting on them
 	bufs   sync.Pool                    // *[]byte of ChunkSize, for chunks on their way to the store
 
-	ctx    context.Context // ends at Close; streams run under it
+	ctx    context.Context // ends at Close, or when Drain's bound passes; transfers run under it
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // stream goroutines
+	// starting ends when Drain begins: streams wait for a slot and open
+	// transfers under it, so none starts once draining.
+	starting     context.Context
+	stopStarting context.CancelFunc
+	wg           sync.WaitGroup // stream goroutines
 
-	mu     sync.Mutex // guards files, closed
-	files  *simplelru.LRU[string, *file]
-	closed bool
+	mu       sync.Mutex // guards files, closed
+	files    *simplelru.LRU[string, *file]
+	closed   bool
+	draining atomic.Bool // set by Drain: no chunk is started, none is asked for
+
+	pre prefetcher // fetching ahead of readers (prefetch.go, walk.go)
 
 	hits, misses, fetched, opened, writeErrors atomic.Int64
+	committed                                  atomic.Int64 // chunks stored while draining
 }
 
 // filesKept bounds the files whose access patterns are remembered.
@@ -180,6 +187,7 @@ func newCache(cfg Config, st Store, remote Remote) *Cache {
 		slots: newSlots(cfg.Streams, cfg.Budget)}
 	c.bufs.New = func() any { b := make([]byte, cfg.ChunkSize); return &b }
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.starting, c.stopStarting = context.WithCancel(c.ctx)
 	c.log.Info("cache: opened", "dir", cfg.Dir, "chunks", u.Chunks, "used", u.Used, "limit", u.Limit,
 		"chunk_size", cfg.ChunkSize, "read_ahead", cfg.ReadAhead, "streams", cfg.Streams, "streams_per_file", cfg.StreamsPerFile)
 	return c
@@ -226,6 +234,7 @@ func (c *Cache) ReadAt(ctx context.Context, k Key, p []byte, off int64) (int, er
 			return int(lo - off), fmt.Errorf("read %s at %d: %w", k.Path, off, err)
 		}
 	}
+	c.noticeHead(k, p[:n], off)
 	if n < int64(len(p)) {
 		return int(n), io.EOF
 	}
@@ -241,9 +250,10 @@ type piece struct {
 
 // plan is what a read asks of the streams besides its own chunks.
 type plan struct {
-	want   int64 // fetch up to this chunk (exclusive): the read's own and its read-ahead
-	reach  int64 // a live stream at most this many chunks short of a chunk may serve it
-	linger bool  // the stream stays open a moment for a follow-up read
+	want   int64     // fetch up to this chunk (exclusive): the read's own and its read-ahead
+	reach  int64     // a live stream at most this many chunks short of a chunk may serve it
+	linger bool      // the stream stays open a moment for a follow-up read
+	held   *heldSlot // a new stream runs in a slot its creator took (prefetch.go)
 }
 
 // readPiece fills pc.dst from the store, or from the stream that fetches its chunk.
@@ -274,8 +284,8 @@ func (c *Cache) readPiece(ctx context.Context, f *file, pc piece, pl plan) error
 			if served {
 				return nil
 			}
-			if err != nil && ctx.Err() == nil && c.ctx.Err() != nil {
-				return ErrClosed
+			if err != nil && ctx.Err() == nil && c.starting.Err() != nil {
+				return ErrClosed // closed, or drained
 			}
 		}
 		switch {
@@ -379,6 +389,23 @@ func (c *Cache) PutRecord(kind, name string, data []byte) error {
 // gives ErrCorrupt.
 func (c *Cache) GetRecord(kind, name string) ([]byte, error) {
 	return c.store.GetRecord(kind, name)
+}
+
+// Backing returns the data file that holds file k in the cache, open
+// read-only, when every chunk of k is cached and has passed its crc check
+// since Open (those not yet checked are checked now), for the kernel to
+// read from directly. Until release is called, eviction leaves the file
+// whole, and it counts against the bound. release closes f. ok is false
+// when k is not wholly cached, or the cache is closed.
+func (c *Cache) Backing(k Key) (f *os.File, release func(), ok bool) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, nil, false
+	}
+	c.store.Use(k)
+	return c.store.Backing(k)
 }
 
 // Stats returns the cache's counters.

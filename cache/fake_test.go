@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -264,7 +265,8 @@ func settle(t testing.TB, c *Cache) {
 	}
 }
 
-// diskBytes sums the sizes of the regular files under dir.
+// diskBytes sums the disk space the regular files under dir take: less
+// than their sizes where they are sparse.
 func diskBytes(t testing.TB, dir string) int64 {
 	t.Helper()
 	var n int64
@@ -278,7 +280,7 @@ func diskBytes(t testing.TB, dir string) int64 {
 				return err
 			}
 			if err == nil {
-				n += info.Size()
+				n += info.Sys().(*syscall.Stat_t).Blocks * 512
 			}
 		}
 		return nil
@@ -300,7 +302,29 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	t.Fatalf("timed out waiting until %s", what)
 }
 
-func chunkFile(dir string, k Key, i int64) string {
-	id := newFileID(k)
-	return filepath.Join(fileDir(filepath.Join(dir, versionDir, "chunks"), id.pathHash), chunkName(i))
+// dataFiles returns the cache's data files under dir, one per file version.
+func dataFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".data") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// inventoryBytes returns the chunk bytes the cache's indexes in dir list.
+func inventoryBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	files, err := Inventory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, f := range files {
+		n += f.Cached
+	}
+	return n
 }

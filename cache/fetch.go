@@ -34,6 +34,7 @@ type stream struct {
 	start  int64         // first chunk
 	wake   chan struct{} // capacity 1: want grew, or stop was asked
 	linger bool          // guarded by f.mu: stay open a moment once want is met
+	held   *heldSlot     // the slot was taken for the stream (prefetch.go)
 
 	// guarded by f.mu
 	next, want int64         // chunks [next, want) are still to be read
@@ -197,11 +198,11 @@ func (c *Cache) streamFor(f *file, i int64, pl plan, limit int) *stream {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.draining.Load() {
 		return nil
 	}
 	end := c.segmentEnd(f, i)
-	s := &stream{f: f, start: i, next: i, want: min(want, end), cap: end, linger: linger,
+	s := &stream{f: f, start: i, next: i, want: min(want, end), cap: end, linger: linger, held: pl.held,
 		wake: make(chan struct{}, 1), progress: make(chan struct{})}
 	f.streams = append(f.streams, s)
 	c.wg.Add(1)
@@ -219,35 +220,40 @@ func (f *file) ownedLocked(i int64, s *stream) bool {
 	return false
 }
 
-// waitRead waits until s has the bytes pc wants, and copies them from the chunk in flight:
-// a read is answered as soon as its own bytes are in, not once the whole
-// chunk is. A read that takes the chunk's last byte waits for the chunk to
-// be on disk, so that a reader done with a file leaves it cached. It
-// reports false with a nil error when the chunk was delivered before the
-// read could copy it, or when the stream stopped early without an error:
-// the caller then looks in the cache again.
+// waitRead waits until s has the bytes pc wants, and copies them from the
+// chunk in flight: a read is answered as soon as its own bytes are in, not
+// once the whole chunk is, and from memory, not read back from the store.
+// A read that takes the chunk's last byte returns once the chunk is
+// stored, so that a reader done with a file leaves it cached. It reports
+// false with a nil error when the chunk was delivered before the read
+// could copy it, or when the stream stopped early without an error: the
+// caller then looks in the store again.
 func (c *Cache) waitRead(ctx context.Context, s *stream, pc piece) (bool, error) {
 	i, within := pc.chunk, pc.within
 	need := within + int64(len(pc.dst))
 	f := s.f
-	early := need < c.chunkLen(f, i) // else wait for the disk
+	last := need >= c.chunkLen(f, i)
+	copied := false
 	for {
 		f.mu.Lock()
 		if s.next > i {
 			f.mu.Unlock()
-			return false, nil
+			return copied, nil
 		}
-		if s.next == i && early && s.buf != nil && s.filled >= need {
+		if !copied && s.next == i && s.buf != nil && s.filled >= need {
 			copy(pc.dst, s.buf[within:need])
+			copied = true
+		}
+		if copied && !last {
 			f.mu.Unlock()
 			return true, nil
 		}
 		if s.done {
 			err := s.err
 			f.mu.Unlock()
-			return false, err
+			return copied, err
 		}
-		if s.next == i && early && (s.await == 0 || need < s.await) {
+		if s.next == i && !copied && (s.await == 0 || need < s.await) {
 			s.await = need
 		}
 		progress := s.progress
@@ -263,7 +269,7 @@ func (c *Cache) waitRead(ctx context.Context, s *stream, pc piece) (bool, error)
 // run is a stream's goroutine.
 func (c *Cache) run(s *stream) {
 	defer c.wg.Done()
-	err := c.slots.acquire(c.ctx)
+	err := c.acquire(s)
 	if err == nil {
 		var rc io.ReadCloser
 		err = c.pump(s, &rc)
@@ -292,6 +298,10 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 		}
 		if *rc == nil {
 			r, err := c.remote.ReadAt(c.ctx, f.key.Path, s.start*cs)
+			if err == nil && c.draining.Load() {
+				r.Close() // opened as Drain began: nothing of it is arriving yet
+				return ErrClosed
+			}
 			if err != nil {
 				return err
 			}
@@ -317,6 +327,9 @@ func (c *Cache) pump(s *stream, rc *io.ReadCloser) error {
 		}
 		if first, _ := c.store.Missing(f.key, i, i+1); first == i {
 			c.commit(f, i, buf)
+		}
+		if c.draining.Load() {
+			c.committed.Add(1)
 		}
 		f.mu.Lock()
 		s.next = i + 1
@@ -371,6 +384,9 @@ func (c *Cache) nextChunk(s *stream) (int64, bool) {
 		}
 	}()
 	for {
+		if c.draining.Load() {
+			return 0, false
+		}
 		f.mu.Lock()
 		if !s.stop && s.next < s.want {
 			i := s.next
@@ -408,7 +424,7 @@ func (c *Cache) nextChunk(s *stream) (int64, bool) {
 			f.mu.Lock()
 			s.linger = false // decide under the lock whether a read came just in time
 			f.mu.Unlock()
-		case <-c.ctx.Done():
+		case <-c.starting.Done():
 			return 0, false
 		}
 	}

@@ -1,8 +1,10 @@
 package cache
 
 import (
-	"errors"
 	"os"
+	"strings"
+
+	"mastfs/cache/chunkstore"
 )
 
 // Store keeps chunks of remote file versions on local disk, within a bound,
@@ -37,25 +39,45 @@ type Store interface {
 	// GetRecord returns the record under (kind, name): fs.ErrNotExist when
 	// there is none, ErrCorrupt when it was damaged (and is now removed).
 	GetRecord(kind, name string) ([]byte, error)
+	// Backing returns the data file of k, open read-only, when every chunk
+	// of k is stored and checked; while held (until release) none of it is
+	// evicted. ok is false otherwise.
+	Backing(k Key) (f *os.File, release func(), ok bool)
 	// Close releases the store's directory. What is stored stays.
 	Close() error
 }
 
 // Usage is what a Store holds against its bound.
-type Usage struct {
-	Used   int64 // bytes of chunks stored
-	Limit  int64 // bound on Used
-	Chunks int   // chunks stored
-}
+type Usage = chunkstore.Usage
 
 // ErrStale means a chunk arrived for a file version that is no longer the
 // one kept under its path.
-var ErrStale = errors.New("chunk of a replaced file version")
+var ErrStale = chunkstore.ErrStale
 
-// openStore opens the store the engine uses by default.
+// openStore opens the store the engine uses by default: chunkstore, in cfg.Dir.
 func openStore(cfg Config) (Store, error) {
-	return openV1(cfg)
+	return chunkstore.Open(chunkstore.Config{Dir: cfg.Dir, MaxBytes: cfg.MaxBytes, ChunkSize: cfg.ChunkSize, Logger: cfg.Logger})
 }
 
-var _ Store = (*v1Store)(nil)
-var _ = os.ErrNotExist
+var _ Store = (*chunkstore.Store)(nil)
+
+// Inventory lists what the cache in dir holds, per file, sorted by path. It
+// reads only, without a lock: the figures are a snapshot. A directory with
+// no cache in it gives an empty list.
+func Inventory(dir string) ([]FileUsage, error) { return chunkstore.Inventory(dir) }
+
+// Clear removes every chunk and record kept in the cache directory dir and
+// reports what it removed. It refuses with ErrInUse while a Cache is open
+// on dir, in this process or another.
+func Clear(dir string) ([]FileUsage, error) { return chunkstore.Clear(dir) }
+
+// FileUsage is what a cache directory holds of one remote file.
+type FileUsage = chunkstore.FileUsage
+
+// ErrInUse means a running mount holds the cache directory.
+var ErrInUse = chunkstore.ErrInUse
+
+func underPrefix(path, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return prefix == "" || path == prefix || strings.HasPrefix(path, prefix+"/")
+}

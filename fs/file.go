@@ -52,6 +52,7 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	f.t.opened(f)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if h := f.openThrough(); h != nil {

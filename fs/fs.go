@@ -96,6 +96,7 @@ type tree struct {
 	lists    singleflight.Group // one listing in flight per directory
 	ahead    *ahead             // nil when listing ahead is off
 	listed   sync.Map           // directory path to the time.Time of its last listing from the server
+	seq      sequence           // files opened in listing order, fetched ahead (sequence.go)
 	pt       passthrough
 
 	// base is the parent of every request's context; Stop cancels it.

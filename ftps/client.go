@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/textproto"
 	"path"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"mastfs/fs/stage"
-
-	"github.com/jlaffaye/ftp"
 )
 
 var errClosed = errors.New("ftps: client closed")
@@ -37,7 +34,7 @@ type Client struct {
 	idle     []*conn
 	open     int // connections that exist or are being dialed
 	busy     int
-	readying int // released connections making their next data connection, back in a round trip
+	readying int // connections back in a round trip: making their next data connection, or reading a cut-short transfer's reply
 	limit    int
 	shrunkAt time.Time
 	wake     chan struct{} // closed and replaced whenever a connection is released
@@ -206,9 +203,12 @@ func (c *Client) noteReach(err error, tried bool) {
 //   - no entries, nil: dir is a directory (the server lets us enter it)
 //     that shows nothing. It may be empty, or traverse-only ("x but not
 //     r"): its names can still be reached by path, by listing them.
-//   - ErrPermission: the server refuses dir by a permission reply. Names
-//     below it may still be reachable by path.
-//   - ErrNotFound: there is no directory dir (a missing path, or a file).
+//   - ErrPermission: the server refuses dir, by a permission reply or by a
+//     bare 550 for a directory its parent lists. Names below it may still
+//     be reachable by path.
+//   - ErrNotFound: there is no directory dir (a missing path, or a file),
+//     or none that dir's parent shows. Telling this from a refusal may
+//     cost a listing of the parent, only when the server does not say.
 //   - ErrNoSessionReuse: no data connection can be made with this server.
 //   - anything else: the server could not be asked (IsTransient says
 //     whether trying later may help).
@@ -267,31 +267,36 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 		}
 		return false, nil
 	})
+	if errors.Is(err, ErrNotFound) && c.listedInParent(ctx, dir) {
+		// Some servers (vsftpd) answer a directory we may not enter as
+		// they answer a missing one: "550 Failed to change directory".
+		return nil, fmt.Errorf("list %s: %w: its parent lists it, the server refuses it (%v)", dir, ErrPermission, err)
+	}
 	if err != nil {
-		return nil, c.deniedOrMissing(ctx, dir, err)
+		return nil, err
 	}
 	return entries, nil
 }
 
-// deniedOrMissing settles a "not found" answer for dir. Servers such as
-// vsftpd answer a CWD into a directory the user may not read with the same
-// 550 as a missing one: when dir's parent lists dir's name as a directory,
-// dir is denied, not missing. This costs a listing only on that failure.
-func (c *Client) deniedOrMissing(ctx context.Context, dir string, err error) error {
-	clean := path.Clean(dir)
-	if !errors.Is(err, ErrNotFound) || clean == "/" || clean == "." {
-		return err
+// listedInParent reports whether dir's parent lists dir as a directory
+// (or a link). It costs a listing, and only follows a refusal that does
+// not say whether dir is missing or denied.
+func (c *Client) listedInParent(ctx context.Context, dir string) bool {
+	dir = path.Clean("/" + dir)
+	if dir == "/" {
+		return false
 	}
-	parent, err2 := c.List(ctx, path.Dir(clean))
-	if err2 != nil {
-		return err
+	parent, name := path.Split(dir)
+	entries, err := c.List(ctx, parent)
+	if err != nil {
+		return false
 	}
-	for _, e := range parent {
-		if e.Name == path.Base(clean) && e.Type == stage.Dir {
-			return fmt.Errorf("list %s: listed by its parent but may not be read: %w", dir, ErrPermission)
+	for _, e := range entries {
+		if e.Name == name {
+			return e.Type != stage.File
 		}
 	}
-	return err
+	return false
 }
 
 // mlsdFailed reads a failed MLSD. Some servers offer MLSD in FEAT and
@@ -336,114 +341,6 @@ func hidesTargets(entries []stage.Entry) bool {
 	return false
 }
 
-// ReadAt streams a file from byte offset off to its end. Close the stream as
-// soon as no more bytes are wanted: closing early is normal and leaves the
-// connection usable.
-func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadCloser, error) {
-	if err := checkPath(file); err != nil {
-		return nil, err
-	}
-	if off < 0 {
-		return nil, fmt.Errorf("read %s: negative offset %d", file, off)
-	}
-	var s *stream
-	err := c.attempt(ctx, "read "+file, func(cn *conn) (bool, error) {
-		if c.oldTLS(cn) {
-			return false, errStaleConn
-		}
-		cn.deadline(c.cfg.Timeout)
-		resp, err := cn.sc.RetrFrom(file, uint64(off))
-		if err == nil {
-			err = cn.dataAhead()
-		}
-		if err != nil {
-			return false, c.opError(cn, "read", file, err)
-		}
-		s = &stream{c: c, cn: cn, resp: resp, path: file}
-		s.stop = context.AfterFunc(ctx, func() { _ = resp.SetDeadline(time.Unix(1, 0)) })
-		c.stats.streams.Add(1)
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// stream is one RETR in progress. It holds its control connection until
-// closed.
-type stream struct {
-	c      *Client
-	cn     *conn
-	resp   *ftp.Response
-	path   string
-	stop   func() bool
-	n      int64
-	eof    bool
-	broken bool
-	closed bool
-}
-
-func (s *stream) Read(p []byte) (int, error) {
-	if s.closed {
-		return 0, errors.New("read on closed stream")
-	}
-	n, err := s.resp.Read(p)
-	s.n += int64(n)
-	switch {
-	case err == io.EOF:
-		s.eof = true
-	case err != nil:
-		s.broken = true
-		err = fmt.Errorf("read %s at %d: %w", s.path, s.n, err)
-	}
-	return n, err
-}
-
-// Close ends the transfer. The server answers an early close with 426 (or
-// 451), which leaves the reply stream in step: the connection goes back to
-// the pool. Anything unexpected discards it.
-func (s *stream) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	s.stop()
-	s.c.stats.streams.Add(-1)
-	wait := s.c.cfg.Timeout
-	if !s.eof {
-		// Servers answer a transfer cut short at once; pure-ftpd misses a
-		// close that comes within some milliseconds of the start and
-		// never answers. Don't hold the caller long for a connection we can
-		// replace.
-		wait = min(wait, 2*time.Second)
-	}
-	s.cn.deadline(wait)
-	err := s.resp.Close()
-	var te *textproto.Error
-	if err != nil && !s.eof && !s.broken && errors.As(err, &te) && cutShortReply(te.Code) {
-		err = nil // the expected answer to a transfer cut short
-	}
-	if err != nil || s.broken {
-		s.c.log.Debug("connection dropped after transfer", "conn", s.cn.id, "path", s.path,
-			"read", s.n, "eof", s.eof, "err", err)
-		s.c.discard(s.cn)
-		if s.eof {
-			return fmt.Errorf("read %s: transfer not confirmed: %w", s.path, err)
-		}
-		return nil // the caller stopped early or already saw the read error
-	}
-	s.c.put(s.cn)
-	return nil
-}
-
-// cutShortReply reports whether code is a server's final word on a
-// transfer the client closed early: 426 or 451 (vsftpd), a second 150 with
-// timing figures (pure-ftpd), or 226 when the last bytes were already sent.
-func cutShortReply(code int) bool {
-	return code == 426 || code == 451 || code == 450 || code == 226 || (code >= 100 && code < 200)
-}
-
 // opError turns an FTP library error into one of ours. A refused data
 // connection (425, 522) is read in the light of what this connection did:
 // a connection made ahead is given up first, then TLS 1.3 (when that is
@@ -476,13 +373,19 @@ func (c *Client) opError(cn *conn, op, p string, err error) error {
 		})
 		// This connection negotiated 1.3: try again on one that will not.
 		return fmt.Errorf("%s %s: %w (%w)", op, p, errStaleConn, err)
-	case cn.negotiated() == tls.VersionTLS12 && !cn.tickets.issued.Load():
+	case cn.cannotResume():
 		if !c.noReuse.Swap(true) {
 			c.log.Error(ErrNoSessionReuse.Error(), "reply", reply)
 		}
 		return fmt.Errorf("%s %s: %w (%w)", op, p, ErrNoSessionReuse, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, p, classify(err))
+}
+
+// cannotResume reports whether cn's data connections cannot resume its
+// TLS session: under TLS 1.2 the server handed out no session ticket.
+func (cn *conn) cannotResume() bool {
+	return cn.negotiated() == tls.VersionTLS12 && cn.tickets != nil && !cn.tickets.issued.Load()
 }
 
 // hasData reports whether the operation in progress opened a data

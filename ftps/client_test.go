@@ -163,10 +163,16 @@ func interop(t *testing.T, s *ftpstest.Server, auth bool) {
 		}
 	}
 
-	// What the user may not read gives a 550 kind, and the connection survives it.
+	// What the user may not read gives a 550 kind, and the connection
+	// survives it. ftps tells a denied directory from a missing one,
+	// whatever the server's words.
 	_, err = c.List(ctx(t), "/"+stagegen.PrivateDir)
-	if !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, iofs.ErrPermission) {
-		t.Errorf("list private: %v, want not found or permission", err)
+	if !errors.Is(err, iofs.ErrPermission) || errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("list private: %v, want permission denied", err)
+	}
+	_, err = c.List(ctx(t), "/"+stagegen.AnonDir+"/no-such-dir")
+	if !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("list a missing directory: %v, want not found", err)
 	}
 	_, err = c.ReadAt(ctx(t), "/"+stagegen.SecretFile, 0)
 	if !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, iofs.ErrPermission) {

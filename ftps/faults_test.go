@@ -207,7 +207,7 @@ func TestDataCutMidTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.CutAfter(0, 2<<20)
+	p.CutFirstAfter(2 << 20)
 	rc, err := c.ReadAt(ctx(t), "/"+stagegen.LargeFile, 0)
 	if err != nil {
 		t.Fatal(err)

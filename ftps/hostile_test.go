@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 )
 
 // Listings a real server would never send, from a scripted one.
-
-// logBuffer collects log lines.
-type logBuffer struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func hostileClient(t *testing.T, h *ftpstest.Hostile, log io.Writer) *ftps.Client {
 	t.Helper()
@@ -55,7 +36,7 @@ func TestHostileLongLine(t *testing.T) {
 	body := fmt.Sprintf(goodLine, "a.fits") + "-rw-r--r-- 1 ftp ftp 1 Jan 02 2020 " + strings.Repeat("x", 100_000) + "\r\n" +
 		fmt.Sprintf(goodLine, "b.fits")
 	h.SetList("/d", []byte(body))
-	var log logBuffer
+	var log ftpstest.LogBuffer
 	c := hostileClient(t, h, &log)
 	start := time.Now()
 	ents, err := c.List(ctx(t), "/d")
@@ -81,7 +62,7 @@ func TestHostileSkippedLinesBounded(t *testing.T) {
 	}
 	b.WriteString(fmt.Sprintf(goodLine, "last.fits"))
 	h.SetList("/d", []byte(b.String()))
-	var log logBuffer
+	var log ftpstest.LogBuffer
 	c := hostileClient(t, h, &log)
 	ents, err := c.List(ctx(t), "/d")
 	if err != nil || len(ents) != 2 {
@@ -108,7 +89,7 @@ func TestHostileEndlessListing(t *testing.T) {
 			}
 		}
 	})
-	var log logBuffer
+	var log ftpstest.LogBuffer
 	c := hostileClient(t, h, &log)
 	start := time.Now()
 	done := make(chan error, 1)

@@ -13,8 +13,10 @@
 //     own and connects the data socket to the announced port, starting its
 //     TLS handshake (the ClientHello waits in the server's socket). The
 //     library's next EPSV is answered from the kept 229 without a round
-//     trip, and its dial is handed the socket already made. A transfer then
-//     costs the command's round trip and the handshake's rest, instead of
+//     trip, and its dial is handed the socket already made. Servers accept
+//     the data connection once the transfer command comes, whenever that
+//     is (RFC 959 asks nothing more of a passive listener), so a transfer
+//     costs the command's round trip and the handshake's rest instead of
 //     three round trips more.
 //  3. REST with its transfer command. The library waits for REST's 350
 //     before sending RETR: a round trip for nothing, since servers accept
@@ -56,17 +58,6 @@ import (
 
 	"github.com/jlaffaye/ftp"
 )
-
-// A transfer costs round trips before its first byte: EPSV, the data
-// connection's TCP and TLS handshakes, then the command. An idle control
-// connection gets the first three done ahead of need: it sends an EPSV of
-// its own, connects to the announced port and starts the TLS handshake,
-// whose ClientHello waits in the server's socket. The FTP library's next
-// EPSV is answered from that reply without a round trip, and its dial is
-// handed the connection already made. Servers accept the data connection
-// only once the transfer command comes, whenever that is (RFC 959 asks
-// nothing more of a passive listener), so a read then costs the command's
-// round trip and the TLS handshake's rest.
 
 // readyMaxAge bounds how long a data connection made ahead waits for its
 // transfer; an older one is replaced when the pool checks its idle
@@ -440,7 +431,10 @@ func (d *dataConn) ahead() error {
 	}
 	err := d.hsErr
 	d.hs = nil
-	if err == nil || !silentDrop(err) {
+	if err == nil || !silentDrop(err) || d.owner.cannotResume() {
+		// Without a session to resume, a server that demands reuse drops
+		// the connection whenever its handshake happens: the reply to the
+		// command says so (opError).
 		return err
 	}
 	c := d.owner.client

@@ -19,8 +19,8 @@ import (
 )
 
 // commandLog collects the commands an ftpsd server logs, in the order it
-// received them. ftpsd logs every command at debug level (never PASS's
-// argument), which is all a test needs to see the wire.
+// received them. ftpsd logs every command at debug level, PASS's argument
+// as "<hidden>", which is all a test needs to see the wire.
 type commandLog struct {
 	mu   sync.Mutex // guards cmds
 	cmds []string
@@ -142,7 +142,7 @@ func TestWireSequence(t *testing.T) {
 	}
 	check("login", []string{
 		"AUTH TLS", // ours, before the library reads the greeting
-		"USER anonymous", "PASS", "FEAT", "TYPE I", "OPTS UTF8 ON", "PBSZ 0", "PROT P",
+		"USER anonymous", "PASS <hidden>", "FEAT", "TYPE I", "OPTS UTF8 ON", "PBSZ 0", "PROT P",
 		"EPSV", // ours: the next transfer's data connection, made ahead
 	})
 

@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,25 +42,13 @@ type meter struct {
 
 // mark is where the server's logs stood at one moment.
 type mark struct {
-	proto, xfer int64
-	watch       *connWatch
-}
-
-func fileSize(p string) int64 {
-	st, err := os.Stat(p)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
+	logs  ftpstest.LogMark
+	watch *connWatch
 }
 
 // begin marks the logs and starts watching the server's sockets.
 func (m meter) begin() mark {
-	return mark{
-		proto: fileSize(m.s.ProtocolLog),
-		xfer:  fileSize(m.s.XferLog),
-		watch: watchConns(m.s.Port, m.s.PasvMin, m.s.PasvMax),
-	}
+	return mark{logs: m.s.Mark(), watch: watchConns(m.s.Port, m.s.PasvMin, m.s.PasvMax)}
 }
 
 // end waits for the logs to settle (a transfer is logged when it ends,
@@ -72,24 +58,12 @@ func (m meter) end(mk mark) cost {
 	m.settle()
 	var c cost
 	c.MaxCtrl, c.MaxData = mk.watch.end()
-	for _, line := range linesFrom(m.s.ProtocolLog, mk.proto) {
-		if strings.Contains(line, `] CONNECT: Client "`) {
-			c.Conns++
-			continue
-		}
-		const marker = `FTP command: Client "`
-		i := strings.Index(line, marker)
-		if i < 0 {
-			continue
-		}
-		rest := line[i+len(marker):]
-		j := strings.Index(rest, `", "`)
-		if j < 0 {
-			continue
-		}
-		c.Commands++
-		verb, _, _ := strings.Cut(rest[j+4:], " ")
-		switch strings.ToUpper(strings.Trim(verb, `"`)) {
+	a, _ := m.s.Since(mk.logs) // what a log does not say is not counted
+	c.Conns = a.Connects
+	c.Commands = len(a.Commands)
+	for _, cmd := range a.Commands {
+		verb, _, _ := strings.Cut(cmd, " ")
+		switch strings.ToUpper(verb) {
 		case "LIST", "NLST", "MLSD":
 			c.Lists++
 		case "RETR":
@@ -98,14 +72,12 @@ func (m meter) end(mk mark) cost {
 			c.Stats++
 		}
 	}
-	for _, line := range linesFrom(m.s.XferLog, mk.xfer) {
-		f := strings.Fields(line)
-		if len(f) < 18 || f[len(f)-7] != "o" { // direction: o is a download
+	for _, tr := range a.Transfers {
+		if tr.Incoming {
 			continue
 		}
-		n, _ := strconv.ParseInt(f[7], 10, 64)
-		c.Sent += n
-		if f[len(f)-1] == "c" {
+		c.Sent += tr.Bytes
+		if tr.Complete {
 			c.Complete++
 		} else {
 			c.Partial++
@@ -118,11 +90,11 @@ func (m meter) end(mk mark) cost {
 func (m meter) settle() {
 	const quiet = 300 * time.Millisecond
 	deadline := time.Now().Add(5 * time.Second)
-	last := fileSize(m.s.ProtocolLog) + fileSize(m.s.XferLog)
+	last := m.s.Mark()
 	since := time.Now()
 	for time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
-		n := fileSize(m.s.ProtocolLog) + fileSize(m.s.XferLog)
+		n := m.s.Mark()
 		if n != last {
 			last, since = n, time.Now()
 			continue
@@ -131,19 +103,4 @@ func (m meter) settle() {
 			return
 		}
 	}
-}
-
-// linesFrom returns the complete lines of a file after offset off.
-func linesFrom(p string, off int64) []string {
-	b, err := os.ReadFile(p)
-	if err != nil || off > int64(len(b)) {
-		return nil
-	}
-	b = b[off:]
-	if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
-		b = b[:i+1]
-	} else {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }

@@ -10,8 +10,7 @@ import (
 	"os"
 	"path"
 	"strconv"
-
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"time"
 
 	"mastfs/cache"
 	"mastfs/fs"
@@ -28,7 +27,7 @@ type assembly struct {
 	cache     *cache.Cache
 	cacheDir  string
 	opts      fs.Options
-	root      gofs.InodeEmbedder
+	root      *fs.Root
 }
 
 // Unstable tuning: environment overrides for benchmarks and experiments,
@@ -65,6 +64,9 @@ func assemble(m *mountFlags, log *slog.Logger, stdin io.Reader) (_ *assembly, er
 	if err := s.reach(log); err != nil {
 		return nil, err
 	}
+	// One pool budget: cache streams and listings ahead follow the
+	// client's live connection limit, which a server's 421 shrinks.
+	ccfg.Budget = client.Limit
 	if s.cache, err = cache.Open(ccfg, client); err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", ccfg.Dir, err)
 	}
@@ -72,10 +74,14 @@ func assemble(m *mountFlags, log *slog.Logger, stdin io.Reader) (_ *assembly, er
 	s.opts = fs.Options{
 		RemoteDir: m.server.remoteDir,
 		DirTTL:    m.dirTTL,
-		ListAhead: max(1, cfg.MaxConns-1), // leave a connection for what the user waits on
+		Budget:    client.Limit,
 		Logger:    log,
 		UID:       uint32(os.Getuid()),
 		GID:       uint32(os.Getgid()),
+		// The kernel takes a backing file only from a process with
+		// CAP_SYS_ADMIN: root's mounts (fstab, a shared host). Others
+		// read through FUSE, as they would after a refusal.
+		Passthrough: os.Geteuid() == 0,
 		Statfs: func() (uint64, uint64) {
 			st := store.Stats()
 			free := st.Limit - st.Used
@@ -112,6 +118,28 @@ func (s *assembly) reach(log *slog.Logger) error {
 		}
 	}()
 	return nil
+}
+
+// drainer is what a cache offers that can finish the chunks in flight at
+// unmount within a bound, and drop the rest cleanly.
+type drainer interface {
+	Drain(bound time.Duration) (finished, dropped int)
+}
+
+// drainBound is how long an unmount waits for chunks already arriving.
+const drainBound = 2 * time.Second
+
+// drain lets the chunks in flight finish, once the kernel has let the
+// mount go, so a read answered before its chunk was whole does not fetch
+// the chunk again after a remount.
+func (s *assembly) drain(log *slog.Logger) {
+	d, ok := any(s.cache).(drainer)
+	if !ok {
+		return
+	}
+	finished, dropped := d.Drain(drainBound)
+	log.Info(fmt.Sprintf("kept %d chunks in flight, dropped %d", finished, dropped),
+		"kept", finished, "dropped", dropped)
 }
 
 // Close closes the cache and the client.

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"os"
 	"time"
 
 	"mastfs/cache"
 	"mastfs/cmd/mastfs/internal/status"
+	"mastfs/fs"
 	"mastfs/ftps"
 )
 
@@ -20,6 +22,16 @@ type mountState struct {
 	metricsAddr string // where metrics are served, once listening
 	cache       *cache.Cache
 	client      *ftps.Client
+	root        *fs.Root
+}
+
+// refresh drops the mount's listings under rel, for mastfs refresh.
+func (s *mountState) refresh(ctx context.Context, rel string) (status.Refreshed, error) {
+	r, err := s.root.Refresh(ctx, rel)
+	if err != nil {
+		return status.Refreshed{}, err
+	}
+	return status.Refreshed{Dirs: r.Dirs, Added: r.Added, Removed: r.Removed, Changed: r.Changed}, nil
 }
 
 // report gathers the mount's figures for mastfs status and the metrics.
@@ -36,6 +48,7 @@ func (s *mountState) report() status.Report {
 		Mountpoint: s.mountpoint, PID: os.Getpid(), Started: s.started,
 		Host: s.cfg.Host, Port: port, TLS: s.cfg.TLS.String(), User: s.cfg.User,
 		RemoteDir: s.remoteDir, CacheDir: s.cacheDir, MetricsAddr: s.metricsAddr,
+		ReadPath: s.root.ReadPath(), PassthroughOpens: s.root.PassthroughOpens(),
 		Cache: status.Cache{Used: cs.Used, Limit: cs.Limit, Chunks: cs.Chunks, Hits: cs.Hits, Misses: cs.Misses,
 			BytesFetched: cs.BytesFetched, FetchesInFlight: cs.FetchesInFlight,
 			StreamsOpened: cs.StreamsOpened, WriteErrors: cs.WriteErrors},

@@ -7,32 +7,15 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"mastfs/cmd/internal/mountinfo"
+	"mastfs/cmd/mastfs/internal/demo"
+	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
 )
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDemo: mastfs demo mounts a generated stage served from its own
 // process, where ls, cp and astropy work; it says what to try, and Ctrl-C
@@ -43,7 +26,7 @@ func TestDemo(t *testing.T) {
 	work := t.TempDir()
 	mp := filepath.Join(t.TempDir(), "mnt")
 	cmd := exec.Command(binary, "demo", "--dir", work, "--large-size", "4MiB", mp)
-	var out lockedBuffer
+	var out ftpstest.LogBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -103,7 +86,7 @@ print(fits.getheader(sys.argv[1])["TELESCOP"])`
 	if got := sh(t, "/usr/bin/python3", "-c", py, filepath.Join(mp, path.Base(stagegen.JWSTFile))); strings.TrimSpace(got) != "JWST" {
 		t.Errorf("astropy read TELESCOP %q", got)
 	}
-	if r := statusOf(t, mp); r.Host != "127.0.0.1" || r.RemoteDir != demoRemoteDir || r.Cache.BytesFetched == 0 {
+	if r := statusOf(t, mp); r.Host != "127.0.0.1" || r.RemoteDir != demo.RemoteDir || r.Cache.BytesFetched == 0 {
 		t.Errorf("status of the demo: %+v", r)
 	}
 

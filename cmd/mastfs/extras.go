@@ -32,7 +32,7 @@ func startExtras(st *mountState, metricsAddr string, log *slog.Logger) (*mountEx
 		}
 		x.metrics, st.metricsAddr = m, addr.String()
 	}
-	c, err := status.Serve(st.cacheDir, st.mountpoint, st.report, log)
+	c, err := status.Serve(st.cacheDir, st.mountpoint, status.Handlers{Report: st.report, Refresh: st.refresh}, log)
 	if err != nil {
 		log.Warn("no control socket: mastfs status and prefetch will not see this mount", "err", err)
 	}

@@ -103,7 +103,7 @@ func TestNetworkFaults(t *testing.T) {
 			return strings.Count(log, "remote stream broke") + strings.Count(log, "connection dropped after transfer")
 		}
 		before := cuts()
-		p.CutAfter(0, 2<<20)
+		p.CutFirstAfter(2 << 20)
 		if got := sha(t, file(1)); got != want(1) {
 			t.Fatal("read across a cut data connection differs")
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/term"
-
+	"mastfs/cmd/mastfs/internal/secret"
 	"mastfs/ftps"
 )
 
@@ -98,41 +96,20 @@ func isAnonymous(user string) bool {
 	return u == "anonymous" || u == "ftp" || u == ""
 }
 
-// password reads the secret: stdin with --password-stdin, else
-// MASTFS_PASSWORD, else a no-echo prompt on the terminal.
+// password reads the secret: stdin with --password-stdin, else the
+// --password-file, else MASTFS_PASSWORD, else a no-echo prompt on the
+// terminal.
 func (s *serverFlags) password(stdin io.Reader) (string, error) {
-	if s.passwordStdin {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("read password from stdin: %w", err)
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "" {
-			return "", errors.New("--password-stdin: standard input held no password")
-		}
-		return line, nil
+	switch {
+	case s.passwordStdin:
+		return secret.FromReader(stdin)
+	case s.passwordFile != "":
+		return secret.FromFile(s.passwordFile)
 	}
-	if s.passwordFile != "" {
-		return readPasswordFile(s.passwordFile)
-	}
-	if pw := os.Getenv("MASTFS_PASSWORD"); pw != "" {
+	if pw := os.Getenv(secret.Env); pw != "" {
 		return pw, nil
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil {
-		return "", fmt.Errorf("user %s needs a password and there is no terminal to ask on: use --password-stdin or MASTFS_PASSWORD", s.user)
-	}
-	defer tty.Close()
-	fmt.Fprintf(tty, "Password for %s at %s: ", s.user, s.host)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
-	if err != nil {
-		return "", fmt.Errorf("read password: %w", err)
-	}
-	if len(b) == 0 {
-		return "", errors.New("empty password")
-	}
-	return string(b), nil
+	return secret.Prompt(s.user, s.host)
 }
 
 // logFlags choose where and how much to log.
@@ -185,29 +162,4 @@ func parse(fs *flag.FlagSet, args []string, examples string) error {
 		return usageError{}
 	}
 	return nil
-}
-
-// readPasswordFile reads a password from the first line of a file, which
-// others must not be able to read.
-func readPasswordFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("password file %s is readable by others (mode %v): chmod 600 %s", p, st.Mode().Perm(), p)
-	}
-	b := make([]byte, 4096)
-	n, _ := f.Read(b)
-	line, _, _ := strings.Cut(string(b[:n]), "\n")
-	line = strings.TrimRight(line, "\r")
-	if line == "" {
-		return "", errors.New("password file " + p + " is empty")
-	}
-	return line, nil
 }

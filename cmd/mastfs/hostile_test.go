@@ -234,7 +234,7 @@ func hostileNames(t *testing.T, mlsd bool) {
 // nothing appeared beside it.
 func checkCacheTree(t *testing.T, m *mount) {
 	t.Helper()
-	ok := regexp.MustCompile(`^(v1|chunks|records|listing|lock|meta|[0-9a-f]{2}|[0-9a-f]{64}|[0-9]+)$`)
+	ok := regexp.MustCompile(`^(v2|files|records|listing|lock|[0-9a-f]{2}|[0-9a-f]{64}(\.data|\.index)?)$`)
 	err := filepath.WalkDir(m.cacheDir, func(p string, d iofs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -25,6 +25,7 @@ Usage:
   mastfs check [flags]                walk every step of talking to the server, and say what fails
   mastfs prefetch PATH...             read files or directories of a mount into its cache
   mastfs status [MOUNTPOINT]          server, cache and connections of running mounts
+  mastfs refresh [PATH]               list a mounted directory again now, and say what changed
   mastfs cache du|clear [flags]       what is cached, per file; delete it
   mastfs demo [MOUNTPOINT]            mount a generated stage served from this process (no account, no network)
   mastfs help COMMAND                 flags and examples of one command
@@ -56,6 +57,8 @@ func run(args []string) int {
 		err = cmdPrefetch(rest)
 	case "status":
 		err = cmdStatus(rest)
+	case "refresh":
+		err = cmdRefresh(rest)
 	case "cache":
 		err = cmdCache(rest)
 	case "demo":

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -86,6 +85,10 @@ func cmdMount(args []string) error {
 	return err
 }
 
+// stopAfter is how long after the unmount signal requests still in flight
+// are ended.
+const stopAfter = 2 * time.Second
+
 // serve mounts at mountpoint what assemble builds from m, calls ready once
 // the kernel has the mount, and returns when it is unmounted.
 func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, ready func()) error {
@@ -107,11 +110,19 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 		log.Warn("--allow-other: every local user can read this mount, exclusive-access data included")
 	}
 	extras, err := startExtras(&mountState{started: time.Now(), mountpoint: mountpoint, cfg: a.cfg,
-		remoteDir: a.remoteDir, cacheDir: a.cacheDir, cache: a.cache, client: a.client}, m.metricsAddr, log)
+		remoteDir: a.remoteDir, cacheDir: a.cacheDir, cache: a.cache, client: a.client, root: a.root},
+		m.metricsAddr, log)
 	if err != nil {
 		return err
 	}
 	defer extras.Close()
+	// Signals from now on unmount: one that comes while the kernel takes
+	// the mount waits in sigs, rather than killing a process whose mount
+	// a test or a unit already sees.
+	// They stay caught until the process exits: a second SIGTERM while
+	// the cache drains must not kill it.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	srv, err := fs.Mount(mountpoint, a.root, a.opts, fs.MountOptions{
 		AllowOther: m.allowOther, Debug: m.debugFUSE,
 		Source: "mastfs:" + a.cfg.User + "@" + a.cfg.Host + a.remoteDir,
@@ -119,10 +130,25 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	if err != nil {
 		return mountHint(err)
 	}
-	// Signals are caught before anyone is told the mount is ready, so that
-	// a SIGTERM right after READY=1 unmounts instead of killing the process.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		first := true
+		for sig := range sigs {
+			if !first {
+				log.Info("already unmounting", "signal", sig.String())
+				continue
+			}
+			first = false
+			log.Info("unmounting", "signal", sig.String())
+			notify(log, sdnotify.Stopping)
+			// Requests still waiting on the server then end, so that the
+			// process does not outlive the mount by a network timeout.
+			time.AfterFunc(stopAfter, a.root.Stop)
+			if err := srv.Unmount(); err != nil {
+				log.Warn("unmount failed; detaching lazily", "err", err)
+				_ = detach(mountpoint, true)
+			}
+		}
+	}()
 	log.Info("mounted", "mountpoint", mountpoint, "host", a.cfg.Host, "user", a.cfg.User,
 		"remote_dir", a.remoteDir, "cache", a.cacheDir)
 	if ready != nil {
@@ -131,18 +157,9 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	// A detached child has no $NOTIFY_SOCKET: its parent tells systemd.
 	notify(log, sdnotify.Ready+"\nSTATUS=mounted "+a.cfg.Host+a.remoteDir+" at "+mountpoint)
 
-	go func() {
-		for sig := range sigs {
-			log.Info("unmounting", "signal", sig.String())
-			notify(log, sdnotify.Stopping)
-			if err := srv.Unmount(); err != nil {
-				log.Warn("unmount failed; detaching lazily", "err", err)
-				_ = syscall.Unmount(mountpoint, syscall.MNT_DETACH)
-			}
-		}
-	}()
 	srv.Wait()
-	signal.Stop(sigs)
+	a.drain(log)
+	a.root.Stop()
 	log.Info("unmounted", "mountpoint", mountpoint)
 	return nil
 }
@@ -213,43 +230,6 @@ func clearStale(mountpoint string, log *slog.Logger) error {
 			"clear it with: fusermount3 -uz %s (or, as root, umount -l %s)", mountpoint, err, mountpoint, mountpoint)
 	}
 	return nil
-}
-
-// detach unmounts, lazily if asked: as root with umount(2), else with fusermount3.
-func detach(mountpoint string, lazy bool) error {
-	if os.Geteuid() == 0 {
-		flags := 0
-		if lazy {
-			flags = syscall.MNT_DETACH
-		}
-		return syscall.Unmount(mountpoint, flags)
-	}
-	args := []string{"-u"}
-	if lazy {
-		args = []string{"-uz"}
-	}
-	out, err := exec.Command("fusermount3", append(args, mountpoint)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("fusermount3 %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// mountHint adds to a failed mount what the user can do about it, from
-// what this machine lacks rather than from the error's words.
-func mountHint(err error) error {
-	if syscall.Access("/dev/fuse", 6 /* R_OK|W_OK */) != nil {
-		return fmt.Errorf("%w: /dev/fuse is missing or not readable and writable by you "+
-			"(Debian makes it crw-rw-rw-; in a container, pass --device /dev/fuse)", err)
-	}
-	if os.Geteuid() != 0 {
-		_, err3 := exec.LookPath("fusermount3")
-		_, err2 := exec.LookPath("fusermount")
-		if err3 != nil && err2 != nil {
-			return fmt.Errorf("%w: mounting as an ordinary user needs fusermount3: apt-get install fuse3", err)
-		}
-	}
-	return err
 }
 
 func cmdUnmount(args []string) error {

@@ -193,7 +193,7 @@ func mountFails(t *testing.T, sp *mountSpec) (int, string) {
 		}
 	})
 	cmd := sp.command()
-	var out lockedBuffer
+	var out ftpstest.LogBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	iofs "io/fs"
 	"os"
 	"os/exec"
@@ -55,22 +53,16 @@ func TestSecretsNowhere(t *testing.T) {
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
 	for _, how := range []string{"stdin", "env"} {
 		t.Run(how, func(t *testing.T) {
-			base := t.TempDir()
-			mnt, cacheDir, logFile := filepath.Join(base, "mnt"), filepath.Join(base, "cache"), filepath.Join(base, "mastfs.log")
-			if err := os.Mkdir(mnt, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			args := []string{"mount", "--daemon", "-v", "--debug-fuse", "--host", s.Host, "--port", fmt.Sprint(s.Port),
-				"--ca-file", s.CAFile, "--user", s.User, "--cache-dir", cacheDir, "--log-file", logFile}
-			cmd := exec.Command(binary)
-			cmd.Env = os.Environ()
+			sp := serverSpec(s, "--daemon", "--debug-fuse", "--user", s.User)
 			if how == "stdin" {
-				args = append(args, "--password-stdin")
-				cmd.Stdin = strings.NewReader(s.Password + "\n")
+				sp.args = append(sp.args, "--password-stdin")
+				sp.stdin = s.Password + "\n"
 			} else {
-				cmd.Env = append(cmd.Env, "MASTFS_PASSWORD="+s.Password)
+				sp.env = []string{"MASTFS_PASSWORD=" + s.Password}
 			}
-			cmd.Args = append([]string{binary}, append(args, mnt)...)
+			sp.fill(t)
+			mnt, cacheDir, logFile := sp.dir, sp.cacheDir, sp.logFile
+			cmd := sp.command()
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			t.Cleanup(func() {
@@ -150,44 +142,17 @@ func noSecretIn(t *testing.T, dir, secret string) {
 func TestCertificateVerifiedByDefault(t *testing.T) {
 	requireFUSE(t)
 	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: sharedStage(t)})
-	base := t.TempDir()
-	mnt := filepath.Join(base, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
+	sp := serverSpec(s)
+	sp.caFile = "" // trust the system roots only
+	code, msg := mountFails(t, &sp)
+	if code != exitFailure {
+		t.Fatalf("mount against an untrusted certificate: exit %d, want %d\n%s", code, exitFailure, msg)
 	}
-	cmd := exec.Command(binary, "mount", "--host", s.Host, "--port", fmt.Sprint(s.Port),
-		"--cache-dir", filepath.Join(base, "cache"), mnt)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	t.Cleanup(func() {
-		if mountinfo.Mounted(mnt) {
-			_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
-		}
-	})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitFailure {
-			t.Fatalf("mount against an untrusted certificate: %v, want exit %d\n%s", err, exitFailure, out.String())
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("mount against an untrusted certificate still running after 30s (mounted: %v)", mountinfo.Mounted(mnt))
-	}
-	msg := out.String()
 	t.Logf("%s", strings.TrimSpace(msg))
 	for _, want := range []string{"certificate", "--ca-file"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message does not mention %q:\n%s", want, msg)
 		}
-	}
-	if mountinfo.Mounted(mnt) {
-		t.Error("mounted anyway")
 	}
 }
 

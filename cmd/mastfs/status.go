@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"mastfs/cmd/internal/human"
 	"mastfs/cmd/internal/mountinfo"
 	"mastfs/cmd/mastfs/internal/status"
+	"mastfs/fs"
 	"mastfs/ftps"
 )
 
@@ -117,17 +117,10 @@ func findMount(mounts []mountinfo.Mount, p string) (mountinfo.Mount, error) {
 // mountStatus asks a mount for its figures over its control socket.
 func mountStatus(m mountinfo.Mount) (status.Report, error) {
 	r, err := status.Query(m.Point)
-	switch {
-	case err == nil:
-		return r, nil
-	case errors.Is(err, status.ErrNotRegistered):
-		return r, fmt.Errorf("%s (%s): %w: it was mounted by another user (ask as that user), "+
-			"or by a mastfs too old to have one", m.Point, m.Source, err)
-	case errors.Is(err, fs.ErrPermission):
-		return r, fmt.Errorf("%s (%s) did not answer: %v; it was mounted by another user: ask as that user", m.Point, m.Source, err)
+	if err != nil {
+		return r, controlError(m, err)
 	}
-	return r, fmt.Errorf("%s (%s) did not answer: %v; its process may have died (then: mastfs unmount --lazy %s)",
-		m.Point, m.Source, err, m.Point)
+	return r, nil
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -161,6 +154,13 @@ func printStatus(w io.Writer, r status.Report, now time.Time) {
 			100*c.HitRatio, c.Hits, c.Misses)
 	}
 	fmt.Fprintf(w, "  fetched      %s from the server\n", human.Bytes(c.BytesFetched))
+	switch r.ReadPath {
+	case fs.PathPassthrough:
+		fmt.Fprintf(w, "  read path    passthrough: wholly cached files are read from local disk (%d opens)\n", r.PassthroughOpens)
+	case "":
+	default:
+		fmt.Fprintf(w, "  read path    %s\n", r.ReadPath)
+	}
 	fmt.Fprintf(w, "  transfers    %d in flight\n", c.FetchesInFlight)
 	fmt.Fprintf(w, "  connections  %d open (%d busy) of %d; %d retries, %d TLS fallbacks\n",
 		p.Open, p.Busy, p.Limit, p.Retries, p.TLSFallbacks)

@@ -40,10 +40,13 @@ func TestStatusAndMetrics(t *testing.T) {
 		t.Errorf("pool figures: %+v", r.Pool)
 	case r.MetricsAddr == "":
 		t.Fatalf("status names no metrics address")
+	case r.ReadPath != "fuse" || r.PassthroughOpens != 0:
+		// The file was not cached when it was opened: no backing file yet.
+		t.Errorf("read path %q after %d passthrough opens, want fuse after a cold read", r.ReadPath, r.PassthroughOpens)
 	}
 
 	human := mustRun(t, "status")
-	for _, want := range []string{m.dir, "anonymous@" + s.Host, "fetched", "connections", "hit ratio"} {
+	for _, want := range []string{m.dir, "anonymous@" + s.Host, "fetched", "connections", "hit ratio", "read path    fuse\n"} {
 		if !strings.Contains(human, want) {
 			t.Errorf("mastfs status lacks %q:\n%s", want, human)
 		}

@@ -204,24 +204,26 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (s *session) retr(arg string) {
-	p, rel := s.resolve(arg)
-	f, err := s.srv.root.Open(rel)
+	p := s.resolve(arg)
+	st, err := s.srv.backend.Stat(p)
+	if err == nil && !st.Mode().IsRegular() {
+		s.rest = 0
+		s.reply(550, "Not a plain file: "+p)
+		return
+	}
+	var r io.ReadCloser
+	if err == nil {
+		r, err = s.srv.backend.Open(p, min(s.rest, st.Size()))
+	}
 	if err != nil {
 		s.rest = 0
 		s.fsError(p, err)
 		return
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		s.rest = 0
-		s.reply(550, "Not a plain file: "+p)
-		return
-	}
-	off := min(s.rest, st.Size())
-	s.transfer(fmt.Sprintf("%s (%d bytes)", p, st.Size()-off), func(w io.Writer) error {
+	defer r.Close()
+	s.transfer(fmt.Sprintf("%s (%d bytes)", p, st.Size()-min(s.rest, st.Size())), func(w io.Writer) error {
 		buf := make([]byte, 256<<10)
-		_, err := io.CopyBuffer(w, io.NewSectionReader(f, off, st.Size()-off), buf)
+		_, err := io.CopyBuffer(w, r, buf)
 		return err
 	})
 }

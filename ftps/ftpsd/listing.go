@@ -1,81 +1,44 @@
 package ftpsd
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"io/fs"
-	"path"
 	"strings"
 	"time"
 )
 
-// entry is one name of a listing with its own (not its target's) attributes.
-type entry struct {
-	name   string
-	info   fs.FileInfo
-	target string // for symlinks
-}
-
 // list answers LIST, NLST and MLSD for a directory, and LIST and NLST for
 // a single file as well.
 func (s *session) list(verb, arg string) {
-	arg = stripListOptions(arg)
-	p, rel := s.resolve(arg)
-	st, err := s.srv.root.Stat(rel)
+	p := s.resolve(stripListOptions(arg))
+	body, err := s.srv.backend.List(p, verb)
 	if err != nil {
 		s.fsError(p, err)
 		return
 	}
-	var entries []entry
-	if st.IsDir() {
-		if entries, err = s.readDir(rel); err != nil {
-			s.fsError(p, err)
-			return
-		}
-	} else {
-		if verb == "MLSD" {
-			s.reply(501, "MLSD lists directories: use MLST for a file")
-			return
-		}
-		lst, err := s.srv.root.Lstat(rel)
-		if err != nil {
-			s.fsError(p, err)
-			return
-		}
-		entries = []entry{s.entryOf(rel, path.Base(p), lst)}
-	}
-	var buf bytes.Buffer
-	now := time.Now()
-	if verb == "MLSD" {
-		fmt.Fprintf(&buf, "type=cdir;modify=%s;perm=el; %s\r\n", st.ModTime().UTC().Format("20060102150405"), p)
-	}
-	for _, e := range entries {
-		switch verb {
-		case "NLST":
-			buf.WriteString(e.name + "\r\n")
-		case "MLSD":
-			buf.WriteString(facts(e.info, e.target) + " " + e.name + "\r\n")
-		default:
-			buf.WriteString(longLine(e, now) + "\r\n")
-		}
-	}
-	s.transfer("listing of "+p, func(w io.Writer) error {
-		_, err := w.Write(buf.Bytes())
-		return err
-	})
+	s.transfer("listing of "+p, body)
 }
 
 // mlst answers MLST on the control connection.
 func (s *session) mlst(arg string) {
-	p, rel := s.resolve(arg)
-	lst, err := s.srv.root.Lstat(rel)
+	p := s.resolve(arg)
+	body, err := s.srv.backend.List(p, "MLST")
 	if err != nil {
 		s.fsError(p, err)
 		return
 	}
-	e := s.entryOf(rel, p, lst)
-	s.replyLines(250, "Listing "+p, []string{facts(e.info, e.target) + " " + p}, "End")
+	var b strings.Builder
+	if err := body(&b); err != nil {
+		s.fsError(p, err)
+		return
+	}
+	var lines []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	s.replyLines(250, "Listing "+p, lines, "End")
 }
 
 // stripListOptions drops ls-style options ("-la") that clients put before
@@ -86,40 +49,6 @@ func stripListOptions(arg string) string {
 		arg = rest
 	}
 	return arg
-}
-
-// readDir lists a directory, sorted by name. Names that would break a
-// listing line (CR, LF) are left out.
-func (s *session) readDir(rel string) ([]entry, error) {
-	d, err := s.srv.root.Open(rel)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	des, err := d.ReadDir(-1)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]entry, 0, len(des))
-	for _, de := range des {
-		if strings.ContainsAny(de.Name(), "\r\n\x00") {
-			continue
-		}
-		info, err := de.Info()
-		if err != nil {
-			continue // gone meanwhile
-		}
-		out = append(out, s.entryOf(path.Join(rel, de.Name()), de.Name(), info))
-	}
-	return out, nil
-}
-
-func (s *session) entryOf(rel, name string, info fs.FileInfo) entry {
-	e := entry{name: name, info: info}
-	if info.Mode()&fs.ModeSymlink != 0 {
-		e.target, _ = s.srv.root.Readlink(rel)
-	}
-	return e
 }
 
 // longLine formats an entry as "ls -l" does: recent times with the clock,

@@ -1,9 +1,10 @@
 // Package ftpsd is a small read-only FTPS server: it serves one local
-// directory with explicit TLS (AUTH TLS, then PBSZ 0 and PROT P so that
+// directory, or whatever a Backend provides, with explicit TLS (AUTH TLS, then PBSZ 0 and PROT P so that
 // every data connection is TLS too), passive data connections (EPSV and
 // PASV), LIST and MLSD listings and REST for ranged downloads. It carries
 // "mastfs demo", which mounts a generated stage with no account and no
-// network, and tests that need a server without root.
+// network, and tests that need a server without root; with a scripted
+// Backend it sends listings and contents no real server would.
 //
 // It is not a general FTP server: nothing can be uploaded, changed or
 // deleted, there is no active mode (PORT), and it is meant for loopback.
@@ -13,16 +14,17 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 )
 
 // Config sets up a Server. Zero fields take their defaults.
 type Config struct {
-	Root        string            // local directory served as "/", read-only
+	Root        string            // local directory served as "/", read-only; ignored when Backend is set
+	Backend     Backend           // what is served, instead of Root
 	TLS         *tls.Config       // certificate for AUTH TLS and data connections; nil serves plain FTP
 	Anonymous   bool              // accept "anonymous" (and "ftp") with any password
 	Users       map[string]string // other accounts: name to password
@@ -34,13 +36,20 @@ type Config struct {
 	// with 522, as servers do whose TLS 1.3 session resumption fails, so
 	// clients' fallback to TLS 1.2 can be tested.
 	RefuseTLS13Data bool
+	// ListOnly leaves MLST out of FEAT, so that clients list with LIST.
+	ListOnly bool
+	// CommandLog gets each command received, one a line, with the
+	// argument of PASS written "<hidden>". Writes come from the sessions'
+	// goroutines at once: it must be safe for that.
+	CommandLog io.Writer
 }
 
 // Server serves one directory over FTPS. It is safe for concurrent use.
 type Server struct {
-	cfg  Config
-	root *os.Root
-	log  *slog.Logger
+	cfg     Config
+	backend Backend
+	closer  io.Closer // the Backend New opened on Root, or nil
+	log     *slog.Logger
 
 	mu       sync.Mutex // guards ln, sessions, closed
 	ln       net.Listener
@@ -52,10 +61,10 @@ type Server struct {
 // ErrClosed is returned by Serve once Close was called.
 var ErrClosed = errors.New("ftpsd: server closed")
 
-// New checks cfg and opens its root directory.
+// New checks cfg and opens its root directory, unless it has a Backend.
 func New(cfg Config) (*Server, error) {
-	if cfg.Root == "" {
-		return nil, errors.New("ftpsd: no root directory")
+	if cfg.Root == "" && cfg.Backend == nil {
+		return nil, errors.New("ftpsd: no root directory and no backend")
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 32
@@ -74,11 +83,15 @@ func New(cfg Config) (*Server, error) {
 		t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 		cfg.TLS = t
 	}
-	root, err := os.OpenRoot(cfg.Root)
-	if err != nil {
-		return nil, fmt.Errorf("ftpsd: open root: %w", err)
+	s := &Server{cfg: cfg, backend: cfg.Backend, log: cfg.Logger, sessions: map[*session]struct{}{}}
+	if s.backend == nil {
+		d, err := openDir(cfg.Root)
+		if err != nil {
+			return nil, fmt.Errorf("ftpsd: open root: %w", err)
+		}
+		s.backend, s.closer = d, d
 	}
-	return &Server{cfg: cfg, root: root, log: cfg.Logger, sessions: map[*session]struct{}{}}, nil
+	return s, nil
 }
 
 // Listen listens on addr, such as "127.0.0.1:0", and serves in the
@@ -167,5 +180,8 @@ func (s *Server) Close() error {
 		ss.abort()
 	}
 	s.wg.Wait()
-	return s.root.Close()
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
 }

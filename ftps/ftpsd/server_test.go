@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -181,6 +182,31 @@ func TestAccounts(t *testing.T) {
 	}
 }
 
+// TestCommandLog: every command is logged, the password never.
+func TestCommandLog(t *testing.T) {
+	log, err := os.Create(filepath.Join(t.TempDir(), "commands"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	ts := startWith(t, map[string]string{"alice": "s3cret"}, func(c *Config) { c.CommandLog = log })
+	c := ts.client(t, func(c *ftps.Config) { c.User, c.Password = "alice", "s3cret" })
+	if _, err := c.List(context.Background(), "/"+stagegen.AnonDir); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	b, err := os.ReadFile(log.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if !slices.Contains(lines, "USER alice") || !slices.Contains(lines, "PASS <hidden>") ||
+		!slices.ContainsFunc(lines, func(l string) bool { return strings.HasSuffix(l, " /"+stagegen.AnonDir) }) ||
+		strings.Contains(string(b), "s3cret") {
+		t.Errorf("command log lacks USER, the hidden PASS or the listing, or shows the password:\n%s", b)
+	}
+}
+
 // control is a raw control connection for protocol tests.
 type control struct {
 	t  *testing.T
@@ -289,8 +315,7 @@ func TestProtocol(t *testing.T) {
 // entries they came from.
 func TestListFormats(t *testing.T) {
 	ts := start(t, nil)
-	s := &session{srv: ts.srv, cwd: "/"}
-	entries, err := s.readDir(stagegen.AnonDir)
+	entries, err := ts.srv.backend.(*dirBackend).readDir(stagegen.AnonDir)
 	if err != nil {
 		t.Fatal(err)
 	}

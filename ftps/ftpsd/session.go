@@ -85,14 +85,27 @@ func (s *session) run() {
 			return
 		}
 		verb, arg := splitCommand(string(line))
-		if verb == "PASS" {
-			s.log.Debug("ftpsd: command", "verb", verb) // never the password
-		} else {
-			s.log.Debug("ftpsd: command", "verb", verb, "arg", arg)
-		}
+		s.record(verb, arg)
 		if !s.handle(verb, arg) {
 			return
 		}
+	}
+}
+
+// record logs a command, never the password.
+func (s *session) record(verb, arg string) {
+	if verb == "PASS" {
+		s.log.Debug("ftpsd: command", "verb", verb) // no argument at all
+		arg = "<hidden>"
+	} else {
+		s.log.Debug("ftpsd: command", "verb", verb, "arg", arg)
+	}
+	if w := s.srv.cfg.CommandLog; w != nil {
+		line := verb
+		if arg != "" {
+			line += " " + arg
+		}
+		_, _ = io.WriteString(w, line+"\n")
 	}
 }
 
@@ -242,8 +255,10 @@ func (s *session) handle(verb, arg string) bool {
 }
 
 func (s *session) feat() {
-	feats := []string{"EPSV", "PASV", "MDTM", "SIZE", "REST STREAM", "UTF8", "TVFS",
-		"MLST type*;size*;modify*;perm*;"}
+	feats := []string{"EPSV", "PASV", "MDTM", "SIZE", "REST STREAM", "UTF8", "TVFS"}
+	if !s.srv.cfg.ListOnly {
+		feats = append(feats, "MLST type*;size*;modify*;perm*;")
+	}
 	if s.srv.cfg.TLS != nil {
 		feats = append([]string{"AUTH TLS", "PBSZ", "PROT"}, feats...)
 	}
@@ -344,25 +359,19 @@ func isAnonymous(user string) bool {
 	return u == "anonymous" || u == "ftp"
 }
 
-// resolve turns a client path into an absolute, clean FTP path and the
-// name under the served root. ".." cannot climb above "/", and the root
-// itself refuses symlinks that lead out of it.
-func (s *session) resolve(arg string) (ftpPath, rel string) {
+// resolve turns a client path into an absolute, clean FTP path; ".."
+// cannot climb above "/".
+func (s *session) resolve(arg string) string {
 	p := arg
 	if !strings.HasPrefix(p, "/") {
 		p = path.Join(s.cwd, p)
 	}
-	p = path.Clean("/" + p)
-	rel = strings.TrimPrefix(p, "/")
-	if rel == "" {
-		rel = "."
-	}
-	return p, rel
+	return path.Clean("/" + p)
 }
 
 func (s *session) cwdCmd(arg string) {
-	p, rel := s.resolve(arg)
-	st, err := s.srv.root.Stat(rel)
+	p := s.resolve(arg)
+	st, err := s.srv.backend.Stat(p)
 	if err != nil || !st.IsDir() {
 		s.reply(550, "No such directory: "+p)
 		return
@@ -372,8 +381,8 @@ func (s *session) cwdCmd(arg string) {
 }
 
 func (s *session) size(arg string) {
-	p, rel := s.resolve(arg)
-	st, err := s.srv.root.Stat(rel)
+	p := s.resolve(arg)
+	st, err := s.srv.backend.Stat(p)
 	if err != nil || !st.Mode().IsRegular() {
 		s.reply(550, "Not a plain file: "+p)
 		return
@@ -382,8 +391,8 @@ func (s *session) size(arg string) {
 }
 
 func (s *session) mdtm(arg string) {
-	p, rel := s.resolve(arg)
-	st, err := s.srv.root.Stat(rel)
+	p := s.resolve(arg)
+	st, err := s.srv.backend.Stat(p)
 	if err != nil {
 		s.reply(550, "No such file: "+p)
 		return
@@ -393,9 +402,14 @@ func (s *session) mdtm(arg string) {
 
 // fsError is the reply to a failed look-up of p.
 func (s *session) fsError(p string, err error) {
-	if errors.Is(err, fs.ErrPermission) {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
 		s.reply(550, "Permission denied: "+p)
-		return
+	case errors.Is(err, ErrNotDirectory):
+		s.reply(501, "MLSD lists directories: use MLST for a file")
+	case errors.Is(err, errors.ErrUnsupported):
+		s.reply(502, "Command not implemented")
+	default:
+		s.reply(550, "No such file or directory: "+p)
 	}
-	s.reply(550, "No such file or directory: "+p)
 }

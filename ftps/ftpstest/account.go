@@ -202,3 +202,24 @@ func grant(s *stagegen.Stage, a *account) error {
 	granted[s] = struct{}{}
 	return nil
 }
+
+// traverseOnly makes the stage root and the folders that hold stages mode
+// 711 and updates the stage record to match.
+func traverseOnly(s *stagegen.Stage) error {
+	grantMu.Lock()
+	defer grantMu.Unlock()
+	if err := os.Chmod(s.Root, 0o711); err != nil {
+		return err
+	}
+	for _, p := range []string{"anonymous", s.User, stagegen.OtherUser} {
+		f, ok := s.Lookup(p)
+		if !ok {
+			return fmt.Errorf("stage has no %s", p)
+		}
+		if err := os.Chmod(s.Local(p), 0o711); err != nil {
+			return err
+		}
+		f.Mode = fs.ModeDir | 0o711
+	}
+	return nil
+}

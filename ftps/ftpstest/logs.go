@@ -1,6 +1,7 @@
 package ftpstest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,22 +27,8 @@ type Transfer struct {
 // writes a line when a transfer ends, which can be a moment after the
 // client has seen the last byte: see WaitTransfers.
 func (s *Server) Transfers() ([]Transfer, error) {
-	text, err := s.readLog(s.XferLog)
-	if err != nil {
-		return nil, err
-	}
-	var out []Transfer
-	for _, line := range strings.Split(text, "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		tr, err := s.parseXfer(line)
-		if err != nil {
-			return out, fmt.Errorf("%s: %s: %w", s.Name, s.XferLog, err)
-		}
-		out = append(out, tr)
-	}
-	return out, nil
+	a, err := s.Since(s.resetMark())
+	return a.Transfers, err
 }
 
 // WaitTransfers polls the transfer log until it holds at least n lines
@@ -141,58 +128,131 @@ func (s *Server) Commands() ([]string, error) {
 	if s.ProtocolLog == "" {
 		return nil, fmt.Errorf("%s keeps no command log: %w", s.Impl, errors.ErrUnsupported)
 	}
-	text, err := s.readLog(s.ProtocolLog)
+	a, err := s.Since(s.resetMark())
+	return a.Commands, err
+}
+
+// LogMark is where a server's logs stood at one moment.
+type LogMark struct {
+	protocol, xfer int64 // sizes of ProtocolLog and XferLog
+}
+
+// Mark returns where the server's logs stand now, for Since.
+func (s *Server) Mark() LogMark {
+	return LogMark{protocol: fileSize(s.ProtocolLog), xfer: fileSize(s.XferLog)}
+}
+
+// Activity is what a server's logs recorded in some span of time.
+type Activity struct {
+	Commands  []string   // as Commands returns them; none when the server keeps no command log
+	Connects  int        // control connections accepted: vsftpd logs them, the others do not (0)
+	Transfers []Transfer // as Transfers returns them
+}
+
+// Since reads what the server's logs recorded after m: complete lines
+// only, so a line being written is left for the next call.
+func (s *Server) Since(m LogMark) (Activity, error) {
+	var a Activity
+	if s.ProtocolLog != "" {
+		text, err := readFrom(s.ProtocolLog, m.protocol)
+		if err != nil {
+			return a, err
+		}
+		for _, line := range strings.Split(text, "\n") {
+			cmd, connect := s.protocolLine(line)
+			if cmd != "" {
+				a.Commands = append(a.Commands, cmd)
+			}
+			if connect {
+				a.Connects++
+			}
+		}
+	}
+	text, err := readFrom(s.XferLog, m.xfer)
 	if err != nil {
-		return nil, err
+		return a, err
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		tr, err := s.parseXfer(line)
+		if err != nil {
+			return a, fmt.Errorf("%s: %s: %w", s.Name, s.XferLog, err)
+		}
+		a.Transfers = append(a.Transfers, tr)
+	}
+	return a, nil
+}
+
+// vsftpdLine reads a line of vsftpd's protocol log: a command, or a
+// control connection accepted.
+//
+//	Mon Dec  7 03:18:00 2026 [pid 3] CONNECT: Client "127.0.0.1"
+//	Mon Dec  7 03:18:00 2026 [pid 3] [ftp] FTP command: Client "127.0.0.1", "RETR x"
+func vsftpdLine(line string) (cmd string, connect bool) {
+	if strings.Contains(line, `] CONNECT: Client "`) {
+		return "", true
 	}
 	const marker = `FTP command: Client "`
-	var out []string
-	for _, line := range strings.Split(text, "\n") {
-		i := strings.Index(line, marker)
-		if i < 0 {
-			continue
-		}
-		rest := line[i+len(marker):]
-		j := strings.Index(rest, `", "`)
-		if j < 0 {
-			continue
-		}
-		cmd := strings.TrimSuffix(rest[j+4:], `"`)
-		if verb, _, _ := strings.Cut(cmd, " "); strings.EqualFold(verb, "PASS") {
-			cmd = "PASS <hidden>"
-		}
-		out = append(out, cmd)
+	i := strings.Index(line, marker)
+	if i < 0 {
+		return "", false
 	}
-	return out, nil
+	rest := line[i+len(marker):]
+	j := strings.Index(rest, `", "`)
+	if j < 0 {
+		return "", false
+	}
+	return hidePassword(strings.TrimSuffix(rest[j+4:], `"`)), false
+}
+
+// commandLine reads a line of a log that holds the command line alone, as
+// ProFTPD's ExtendedLog ("%r") and the pyftpdlib script write it.
+func commandLine(line string) (cmd string, connect bool) {
+	return hidePassword(strings.TrimSpace(line)), false
+}
+
+// hidePassword replaces the argument of PASS, so that nothing printed from
+// a command log holds a password.
+func hidePassword(cmd string) string {
+	if verb, _, _ := strings.Cut(cmd, " "); strings.EqualFold(verb, "PASS") {
+		return "PASS <hidden>"
+	}
+	return cmd
 }
 
 // ResetLogs makes Transfers, SentBytes and Commands start afresh, so a test
 // can count what one action cost. The files themselves are kept.
 func (s *Server) ResetLogs() error {
+	m := s.Mark()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.marks == nil {
-		s.marks = map[string]int64{}
-	}
-	for _, f := range []string{s.XferLog, s.ProtocolLog} {
-		if f == "" {
-			continue
-		}
-		st, err := os.Stat(f)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			s.marks[f] = 0
-		case err != nil:
-			return err
-		default:
-			s.marks[f] = st.Size()
-		}
-	}
+	s.reset = m
 	return nil
 }
 
-// readLog returns a log's complete lines after its ResetLogs mark.
-func (s *Server) readLog(file string) (string, error) {
+func (s *Server) resetMark() LogMark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reset
+}
+
+// fileSize is the size of file, 0 when it does not exist (yet).
+func fileSize(file string) int64 {
+	st, err := os.Stat(file)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// readFrom returns a log's complete lines after offset off. A log that
+// shrank (was replaced) is read from its start.
+func readFrom(file string, off int64) (string, error) {
+	if file == "" {
+		return "", nil
+	}
 	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil // nothing logged yet
@@ -200,18 +260,13 @@ func (s *Server) readLog(file string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	mark := s.marks[file]
-	s.mu.Unlock()
-	if mark > int64(len(b)) {
-		mark = 0
+	if off > int64(len(b)) {
+		off = 0
 	}
-	b = b[mark:]
+	b = b[off:]
 	// A line still being written is left for the next call.
-	if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
-		b = b[:i+1]
-	} else {
-		b = nil
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return string(b[:i+1]), nil
 	}
-	return string(b), nil
+	return "", nil
 }

@@ -45,11 +45,7 @@ import (
 // default stage) and stops it when the test ends.
 func StartPureFTPd(t testing.TB, o Options) *Server {
 	t.Helper()
-	requireRoot(t)
-	bin, err := pureFTPdBinary()
-	if err != nil {
-		missing(t, err.Error(), "make deps", false)
-	}
+	bin := need(t, "pure-ftpd", pureFTPdBinary, "make deps")
 	if o.Implicit {
 		t.Fatalf("pure-ftpd: this build has no implicit TLS; use StartVsftpd for it")
 	}
@@ -117,9 +113,10 @@ func StartPureFTPd(t testing.TB, o Options) *Server {
 	})
 }
 
-// pureFTPdPlaces are where .ci/deps unpacks pure-ftpd.
-func pureFTPdPlaces() []string {
-	places := []string{filepath.Join(stateDir, "pure-ftpd/usr/sbin/pure-ftpd")}
+// unpackedPlaces are where .ci/deps unpacks a server that is not
+// installed, for a path relative to the cache folder.
+func unpackedPlaces(rel string) []string {
+	places := []string{filepath.Join(stateDir, rel)}
 	cache := os.Getenv("XDG_CACHE_HOME")
 	if cache == "" {
 		if h, err := os.UserHomeDir(); err == nil {
@@ -127,13 +124,13 @@ func pureFTPdPlaces() []string {
 		}
 	}
 	if cache != "" {
-		places = append(places, filepath.Join(cache, "mastfs-test/pure-ftpd/usr/sbin/pure-ftpd"))
+		places = append(places, filepath.Join(cache, "mastfs-test", rel))
 	}
 	return places
 }
 
 func pureFTPdBinary() (string, error) {
-	return findBinary("pure-ftpd", pureFTPdPlaces()...)
+	return findBinary("pure-ftpd", unpackedPlaces("pure-ftpd/usr/sbin/pure-ftpd")...)
 }
 
 // pureDB writes the virtual-user database: one user, the account, mapped

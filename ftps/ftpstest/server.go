@@ -1,8 +1,10 @@
 // Package ftpstest starts real FTPS servers on loopback for integration
 // tests, the way net/http/httptest serves net/http: vsftpd (explicit and
-// implicit TLS) and pure-ftpd (explicit TLS), each with a certificate made
-// at test time and serving a generated MAST-like stage. Every server it
-// starts is stopped by t.Cleanup, even when the test fails.
+// implicit TLS), pure-ftpd, ProFTPD and pyftpdlib (explicit TLS), each with
+// a certificate made at test time and serving a generated MAST-like stage.
+// Kinds lists them in the configurations a client must meet, each with its
+// Quirks. Every server it starts is stopped by t.Cleanup, even when the
+// test fails.
 //
 // The servers need root (chroot, setuid, a mount namespace, a local
 // account) and the binaries that "make deps" installs. When either is
@@ -48,12 +50,23 @@ type Options struct {
 	Port        int             // control port; 0 picks a free one
 	PasvPorts   int             // size of the passive port range; 0 means 40
 	Name        string          // overrides the generated name, e.g. "vsftpd-tls12"
+
+	// TraverseOnly makes the stage root and the folders that hold stages
+	// (anonymous/, each user's folder) mode 711: a session may change
+	// into a stage it knows the path of, but not list its parents. It
+	// changes the stage on disk, so every server sharing it sees it.
+	TraverseOnly bool
+
+	// ProFTPD only.
+	SessionTickets bool // TLSSessionTickets on; off by default, as in ProFTPD
+	RefuseMLSD     bool // <Limit MLSD> DenyAll: MLSD stays in FEAT but answers 550
 }
 
 // Server is one running FTPS server.
 type Server struct {
-	Impl     string // "vsftpd" or "pure-ftpd"
+	Impl     string // "vsftpd", "pure-ftpd", "proftpd" or "pyftpdlib"
 	Name     string // e.g. "vsftpd-explicit"; fit for t.Run
+	Quirks   Quirks // what this server does that a client must live with
 	Host     string // always 127.0.0.1
 	Port     int
 	Implicit bool
@@ -72,12 +85,13 @@ type Server struct {
 	ProtocolLog      string // every command received; "" when the server keeps none
 	Output           string // the server's own stdout and stderr
 
-	newCmd     func() *exec.Cmd // a fresh command line for each start
-	pathPrefix []string         // local prefixes the transfer log puts before FTP paths
+	newCmd       func() *exec.Cmd                             // a fresh command line for each start
+	protocolLine func(line string) (cmd string, connect bool) // reads a line of ProtocolLog
+	pathPrefix   []string                                     // local prefixes the transfer log puts before FTP paths
 
-	mu    sync.Mutex       // guards proc and marks
-	proc  *process         // nil when stopped
-	marks map[string]int64 // log offsets set by ResetLogs
+	mu    sync.Mutex // guards proc and reset
+	proc  *process   // nil when stopped
+	reset LogMark    // set by ResetLogs
 }
 
 // Addr is host:port of the control connection.
@@ -169,10 +183,13 @@ func tail(file string, n int) string {
 }
 
 // pickPorts finds a control port and a passive range of n ports after it,
-// all free on 127.0.0.1. It stays below the kernel's ephemeral range
-// (32768 and up) so that client sockets do not take them meanwhile; the
-// random start keeps test binaries running at once apart.
-func pickPorts(n int) (ctrl int, err error) {
+// all free on 127.0.0.1 and on ProxyHost, where a proxy may take them. It
+// stays below the kernel's ephemeral range (32768 and up) so that client
+// sockets do not take them meanwhile; the random start keeps test binaries
+// running at once apart. Ports free now may be taken before the server or
+// its proxy binds them: the callers start over on other ports then. A
+// variable so that a test can hand out a taken range.
+var pickPorts = func(n int) (ctrl int, err error) {
 	for try := 0; try < 200; try++ {
 		base := 20000 + rand.IntN(12000-n-1)
 		if portsFree(base, n+1) {
@@ -184,11 +201,13 @@ func pickPorts(n int) (ctrl int, err error) {
 
 func portsFree(first, n int) bool {
 	for p := first; p < first+n; p++ {
-		l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(p)))
-		if err != nil {
-			return false
+		for _, host := range []string{Host, ProxyHost} {
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+			if err != nil {
+				return false
+			}
+			l.Close()
 		}
-		l.Close()
 	}
 	return true
 }
@@ -211,6 +230,11 @@ func newServer(t testing.TB, impl string, o Options, configure func(s *Server) e
 	}
 	if err := grant(st, acct); err != nil {
 		t.Fatalf("%s: give %s its stage: %v", impl, st.User, err)
+	}
+	if o.TraverseOnly {
+		if err := traverseOnly(st); err != nil {
+			t.Fatalf("%s: traverse-only parents: %v", impl, err)
+		}
 	}
 	c, err := testCertificate()
 	if err != nil {
@@ -320,6 +344,22 @@ func missing(t testing.TB, what, fix string, soft bool) {
 // isCI reports whether the tests run under CI, where nothing may be skipped.
 func isCI() bool { return os.Getenv("CI") == "true" }
 
+// need fails or skips the test unless it runs as root, find finds the
+// server's program, and the "ftp" account that anonymous sessions run as
+// exists; it returns the program.
+func need(t testing.TB, impl string, find func() (string, error), fix string) string {
+	t.Helper()
+	requireRoot(t)
+	bin, err := find()
+	if err != nil {
+		missing(t, err.Error(), fix, false)
+	}
+	if _, err := ftpAccount(); err != nil {
+		t.Fatalf("%s: %v", impl, err)
+	}
+	return bin
+}
+
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -349,10 +389,9 @@ func opensslConf(dir string, maxTLS uint16) ([]string, error) {
 	if maxTLS == 0 {
 		return env, nil
 	}
-	names := map[uint16]string{tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3"}
-	name, ok := names[maxTLS]
-	if !ok {
-		return nil, fmt.Errorf("MaxTLS %#x: only TLS 1.2 and 1.3 are supported", maxTLS)
+	name, err := tlsVersionName(maxTLS)
+	if err != nil {
+		return nil, err
 	}
 	conf := "openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = defaults\n" +
 		"[defaults]\nMinProtocol = TLSv1.2\nMaxProtocol = " + name + "\n"
@@ -361,4 +400,15 @@ func opensslConf(dir string, maxTLS uint16) ([]string, error) {
 		return nil, err
 	}
 	return append(env, "OPENSSL_CONF="+p), nil
+}
+
+// tlsVersionName names a protocol version as OpenSSL's configuration does.
+func tlsVersionName(v uint16) (string, error) {
+	switch v {
+	case tls.VersionTLS12:
+		return "TLSv1.2", nil
+	case tls.VersionTLS13:
+		return "TLSv1.3", nil
+	}
+	return "", fmt.Errorf("MaxTLS %#x: only TLS 1.2 and 1.3 are supported", v)
 }

@@ -39,16 +39,10 @@ import (
 // default stage) and stops it when the test ends.
 func StartVsftpd(t testing.TB, o Options) *Server {
 	t.Helper()
-	requireRoot(t)
-	bin, err := vsftpdBinary()
-	if err != nil {
-		missing(t, err.Error(), "make deps (or: apt-get install vsftpd)", false)
-	}
-	if _, err := ftpAccount(); err != nil {
-		t.Fatalf("vsftpd: %v", err)
-	}
+	bin := need(t, "vsftpd", vsftpdBinary, "make deps (or: apt-get install vsftpd)")
 	return newServer(t, "vsftpd", o, func(s *Server) error {
 		s.ProtocolLog = filepath.Join(s.Dir, "vsftpd.log")
+		s.protocolLine = vsftpdLine
 		conf := filepath.Join(s.Dir, "vsftpd.conf")
 		empty := filepath.Join(s.Dir, "empty")
 		if err := os.MkdirAll(empty, 0o755); err != nil {

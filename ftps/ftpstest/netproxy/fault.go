@@ -23,6 +23,21 @@ func (p *Proxy) CutAfter(port int, n int64) {
 	p.cuts[port] = append(p.cuts[port], max(n, 0))
 }
 
+// CutFirstAfter makes whichever data connection first carries n bytes
+// from the server to the client reset, whenever it was accepted. Unlike
+// CutAfter it cannot land on a data connection made ahead that then carries
+// less (a listing) or nothing: the cut falls on a transfer.
+func (p *Proxy) CutFirstAfter(n int64) {
+	p.firstCut.Store(max(n, 1))
+}
+
+// claimFirstCut reports whether a data connection on port that has carried
+// carried bytes takes the armed CutFirstAfter; it disarms it when it does.
+func (p *Proxy) claimFirstCut(port int, carried int64) bool {
+	n := p.firstCut.Load()
+	return n > 0 && port != p.cfg.Ports[0] && carried >= n && p.firstCut.CompareAndSwap(n, 0)
+}
+
 // takeCut pops the budget for a new connection on port, or -1 for none;
 // p.mu must be held.
 func (p *Proxy) takeCut(port int) int64 {

@@ -257,3 +257,38 @@ func TestResetPropagates(t *testing.T) {
 		t.Errorf("client read %d bytes then %v after the server reset, want at most 3 then a reset", n, err)
 	}
 }
+
+// TestCutFirstAfter: the cut falls on the first data connection to carry
+// n bytes, not on one that opened first and carried less.
+func TestCutFirstAfter(t *testing.T) {
+	const small, large, n = 100_000, 1 << 20, 300_000
+	ctl := startTarget(t, source(small, 1, nil))
+	short := startTarget(t, source(small, 2, nil))
+	long := startTarget(t, source(large, 3, nil))
+	p := startProxy(t, netproxy.Config{Delay: time.Millisecond, Window: 256 << 10}, ctl.Port, short.Port, long.Port)
+	read := func(port int) (int64, error) {
+		c, err := net.DialTimeout("tcp", p.Addr(port), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+		got, err := io.Copy(io.Discard, c)
+		if err == nil {
+			err = io.EOF
+		}
+		return got, err
+	}
+	p.CutFirstAfter(n)
+	for _, port := range []int{ctl.Port, short.Port} {
+		if got, err := read(port); got != small || err != io.EOF {
+			t.Errorf("port %d: %d bytes then %v; want all %d then EOF", port, got, err, small)
+		}
+	}
+	if got, err := read(long.Port); got < n || got >= large || !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("long transfer: %d bytes then %v; want a reset after %d or more, before %d", got, err, n, large)
+	}
+	if got, err := read(long.Port); got != large || err != io.EOF {
+		t.Errorf("next transfer: %d bytes then %v; the cut must fire once", got, err)
+	}
+}

@@ -56,6 +56,7 @@ type line struct {
 	ackDelay  bool      // window bytes return one delay after delivery, not at once
 	notBefore time.Time // no chunk is stamped earlier (the handshake's cost)
 	budget    int64     // bytes left before a cut; negative: no cut
+	carried   int64     // bytes read from src so far
 
 	mu       sync.Mutex // guards queue, acks, inflight
 	queue    []chunk
@@ -138,6 +139,11 @@ func (ln *line) read() {
 			ln.push(c)
 			if ln.budget > 0 {
 				ln.budget -= int64(n)
+			}
+			ln.carried += int64(n)
+			if ln.toClient && p.claimFirstCut(ln.l.port, ln.carried) {
+				ln.push(chunk{at: ln.stamp(), end: endCut})
+				return
 			}
 		} else {
 			chunkPool.Put(bp)

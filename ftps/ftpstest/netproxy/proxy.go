@@ -65,6 +65,7 @@ type Proxy struct {
 
 	accepted, refused  atomic.Int64
 	toServer, toClient atomic.Int64
+	firstCut           atomic.Int64 // CutFirstAfter's byte count; 0: none armed
 
 	mu     sync.Mutex         // guards links, cuts, down and closed
 	links  map[*link]struct{} // open connections

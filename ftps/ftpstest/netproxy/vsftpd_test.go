@@ -28,12 +28,7 @@ func TestThroughVsftpd(t *testing.T) {
 		delay  = 25 * time.Millisecond
 	)
 	st := ftpstest.NewStage(t, stagegen.StageOptions{LargeSize: size, ManyFiles: -1})
-	s := ftpstest.StartVsftpd(t, ftpstest.Options{Stage: st, PasvAddress: listenHost, PasvPorts: 20})
-	ports := []int{s.Port}
-	for port := s.PasvMin; port <= s.PasvMax; port++ {
-		ports = append(ports, port)
-	}
-	p := startProxy(t, netproxy.Config{Delay: delay, Window: window}, ports...)
+	s, p := ftpstest.StartBehindProxy(t, ftpstest.Options{Stage: st}, netproxy.Config{Delay: delay, Window: window})
 
 	start := time.Now()
 	c, err := ftp.Dial(p.Addr(s.Port), ftp.DialWithExplicitTLS(s.TLSConfig()), ftp.DialWithTimeout(30*time.Second))

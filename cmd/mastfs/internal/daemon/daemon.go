@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"mastfs/cmd/mastfs/internal/secret"
 )
 
 // childEnv marks the detached child.
@@ -120,7 +122,7 @@ func (r *Ready) say(line string) {
 func scrubEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "MASTFS_PASSWORD=") || strings.HasPrefix(kv, childEnv+"=") ||
+		if strings.HasPrefix(kv, secret.Env+"=") || strings.HasPrefix(kv, childEnv+"=") ||
 			strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
 			continue
 		}

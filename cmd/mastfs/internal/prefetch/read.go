@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // ReadThrough reads a file of the mount to its end, so that the mount
@@ -18,7 +16,7 @@ func ReadThrough(ctx context.Context, p string, prog *Progress) error {
 		return err
 	}
 	defer f.Close()
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	dropPages(f)
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {

@@ -19,9 +19,13 @@ type Report struct {
 	RemoteDir   string    `json:"remote_dir"`
 	CacheDir    string    `json:"cache_dir"`
 	MetricsAddr string    `json:"metrics_addr,omitempty"`
-	Cache       Cache     `json:"cache"`
-	Pool        Pool      `json:"pool"`
-	Error       string    `json:"error,omitempty"` // set instead of the figures when a request fails
+	// ReadPath is how wholly cached files are read: "passthrough" once the
+	// kernel has taken a cache file as backing file, else "fuse".
+	ReadPath         string `json:"read_path"`
+	PassthroughOpens int64  `json:"passthrough_opens"`
+	Cache            Cache  `json:"cache"`
+	Pool             Pool   `json:"pool"`
+	Error            string `json:"error,omitempty"` // set instead of the figures when a request fails
 }
 
 // Cache are the chunk cache's figures.
@@ -51,4 +55,13 @@ type Pool struct {
 	Transfers    int64  `json:"transfers_in_flight"`
 	BytesRead    int64  `json:"received_bytes"`
 	TLSVersion   string `json:"tls_version,omitempty"`
+}
+
+// Refreshed is what a refresh changed: names relative to the mount's root.
+type Refreshed struct {
+	Dirs    int      `json:"dirs"` // listings dropped
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Changed []string `json:"changed,omitempty"` // size or time differs
+	Error   string   `json:"error,omitempty"`
 }

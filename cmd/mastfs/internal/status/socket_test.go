@@ -1,6 +1,7 @@
 package status
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -28,7 +29,16 @@ func TestSocket(t *testing.T) {
 	}
 	mp := "/mnt/a mount"
 	want := Report{Mountpoint: mp, Host: "127.0.0.1", Cache: Cache{Used: 42}}
-	s, err := Serve(cacheDir, mp, func() Report { return want }, slog.New(slog.DiscardHandler))
+	var asked []string
+	refresh := func(_ context.Context, rel string) (Refreshed, error) {
+		asked = append(asked, rel)
+		if rel == "gone" {
+			return Refreshed{}, errors.New("refresh gone: not found")
+		}
+		return Refreshed{Dirs: 2, Added: []string{"a.fits"}, Changed: []string{"b.fits"}}, nil
+	}
+	s, err := Serve(cacheDir, mp, Handlers{Report: func() Report { return want }, Refresh: refresh},
+		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +52,15 @@ func TestSocket(t *testing.T) {
 	got, err := Query(mp)
 	if err != nil || got.Mountpoint != mp || got.Cache.Used != 42 {
 		t.Fatalf("Query = %+v, %v", got, err)
+	}
+	if r, err := Refresh(mp, "sub/dir"); err != nil || r.Dirs != 2 || len(r.Added) != 1 || r.Changed[0] != "b.fits" {
+		t.Errorf("Refresh = %+v, %v", r, err)
+	}
+	if _, err := Refresh(mp, "gone"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("Refresh of a failing path: %v", err)
+	}
+	if len(asked) != 2 || asked[0] != "sub/dir" {
+		t.Errorf("the mount was asked to refresh %q", asked)
 	}
 	if _, err := Query("/mnt/other"); !errors.Is(err, ErrNotRegistered) {
 		t.Errorf("Query of an unknown mount point: %v, want ErrNotRegistered", err)

@@ -1,4 +1,4 @@
-package cache
+package chunkstore
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // (j) Records round-trip, replace atomically, and are never returned damaged.
 func TestRecords(t *testing.T) {
 	dir := t.TempDir()
-	c := openCache(t, dir, newFake(), nil)
+	c := openStore(t, dir, nil)
 	names := []string{"/stage/2024", "../../../../etc/passwd", "", "/a\nb", strings.Repeat("x", 5000)}
 	for i, name := range names {
 		data := bytes.Repeat([]byte{byte(i)}, i*1000)
@@ -38,7 +38,7 @@ func TestRecords(t *testing.T) {
 		}
 	}
 	// Every file stays under records/<kind>, named by a hash.
-	filepath.WalkDir(filepath.Join(dir, versionDir, "records"), func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(dir, versionDir, recordsDir), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && !isHex(d.Name(), 64) {
 			t.Errorf("record file %s", p)
 		}
@@ -47,8 +47,8 @@ func TestRecords(t *testing.T) {
 
 	// A damaged record is refused and removed, never returned.
 	c.PutRecord("listing", "/dmg", []byte("some listing text"))
-	_, file, _ := c.store.(*v1Store).recordPath("listing", "/dmg")
-	p := filepath.Join(dir, versionDir, "records", "listing", file)
+	_, file, _ := c.recordPath("listing", "/dmg")
+	p := filepath.Join(dir, versionDir, recordsDir, "listing", file)
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)-3], 0o600)
 	if got, err := c.GetRecord("listing", "/dmg"); !errors.Is(err, ErrCorrupt) || got != nil {
@@ -62,7 +62,7 @@ func TestRecords(t *testing.T) {
 	tmp := p + tempMark + "999"
 	os.WriteFile(tmp, []byte("half"), 0o600)
 	c.Close()
-	c = openCache(t, dir, newFake(), nil)
+	c = openStore(t, dir, nil)
 	if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("temp record left: %v", err)
 	}
@@ -73,7 +73,7 @@ func TestRecords(t *testing.T) {
 
 // Readers racing a writer see one whole record or the other.
 func TestRecordsAtomic(t *testing.T) {
-	c := openCache(t, t.TempDir(), newFake(), nil)
+	c := openStore(t, t.TempDir(), nil)
 	old, new := bytes.Repeat([]byte("o"), 300_000), bytes.Repeat([]byte("n"), 200_000)
 	c.PutRecord("listing", "/x", old)
 	var wg sync.WaitGroup

@@ -1,4 +1,4 @@
-package cache
+package chunkstore
 
 import (
 	"crypto/sha256"
@@ -10,13 +10,13 @@ import (
 )
 
 // Records are small blobs kept beside the chunks, such as directory
-// listings saved for offline use. They are not counted in the size bound.
+// listings saved for offline use. They are not counted in the bound.
 
 // PutRecord stores data under (kind, name), replacing any earlier record
 // atomically: a reader sees the old record or the new one. kind is a short
 // lower-case word; name may be anything, such as a remote path.
-func (v *v1Store) PutRecord(kind, name string, data []byte) error {
-	dir, file, err := v.recordPath(kind, name)
+func (s *Store) PutRecord(kind, name string, data []byte) error {
+	dir, file, err := s.recordPath(kind, name)
 	if err != nil {
 		return err
 	}
@@ -32,8 +32,8 @@ func (v *v1Store) PutRecord(kind, name string, data []byte) error {
 // GetRecord returns the record stored under (kind, name). A missing record
 // gives an error matching fs.ErrNotExist; a damaged one is removed and
 // gives ErrCorrupt.
-func (v *v1Store) GetRecord(kind, name string) ([]byte, error) {
-	dir, file, err := v.recordPath(kind, name)
+func (s *Store) GetRecord(kind, name string) ([]byte, error) {
+	dir, file, err := s.recordPath(kind, name)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (v *v1Store) GetRecord(kind, name string) ([]byte, error) {
 	}
 	got, data, err := decodeRecord(b)
 	if err != nil {
-		v.log.Warn("cache: removing a damaged record", "kind", kind, "name", name, "err", err)
+		s.log.Warn("cache: removing a damaged record", "kind", kind, "name", name, "err", err)
 		os.Remove(p)
 		return nil, fmt.Errorf("get record %s %q: %w", kind, name, ErrCorrupt)
 	}
@@ -54,12 +54,12 @@ func (v *v1Store) GetRecord(kind, name string) ([]byte, error) {
 	return data, nil
 }
 
-func (v *v1Store) recordPath(kind, name string) (dir, file string, err error) {
+func (s *Store) recordPath(kind, name string) (dir, file string, err error) {
 	if !validKind(kind) {
 		return "", "", fmt.Errorf("record kind %q: want 1-32 of a-z 0-9 _ -: %w", kind, fs.ErrInvalid)
 	}
 	h := sha256.Sum256([]byte(name))
-	return filepath.Join(v.records, kind), hex.EncodeToString(h[:]), nil
+	return filepath.Join(s.records, kind), hex.EncodeToString(h[:]), nil
 }
 
 func validKind(kind string) bool {
