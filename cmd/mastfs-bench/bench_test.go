@@ -254,39 +254,6 @@ func TestBench(t *testing.T) {
 	bk.params["proxy"] = fmt.Sprintf("%d connections, %d bytes to clients", ps.Accepted, ps.ToClient)
 }
 
-// sectionNames are the sections TestBench runs, in order, for
-// MASTFS_BENCH_ONLY.
-var sectionNames = []string{"near: figures 1, 2, 7", "near: figure 3", "near: figure 4", "near: figure 5",
-	"near: figure 6", "far: figure 1", "far: figure 3", "far: figure 5 (ls -lR cold)", "far: figure 6",
-	"near: figures 9", "far: figures 9", "near: figures 10"}
-
-// parseOnly reads MASTFS_BENCH_ONLY: sections separated by ";", each a
-// whole name ("far: figures 9") or a name without its place ("figures 9":
-// both places).
-func parseOnly(v string) []string {
-	var out []string
-	for _, f := range strings.Split(v, ";") {
-		if f = strings.Join(strings.Fields(f), " "); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// runs says whether the section named runs in this benchmark.
-func (b *bench) runs(name string) bool {
-	if len(b.only) == 0 {
-		return true
-	}
-	_, bare, _ := strings.Cut(name, ": ")
-	for _, o := range b.only {
-		if o == name || o == bare {
-			return true
-		}
-	}
-	return false
-}
-
 // issue12 is figures 9, near and far: astronomers' access patterns, each
 // cold on a fresh mount, beside rclone mount and (where it means
 // something) curl.
