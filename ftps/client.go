@@ -216,6 +216,17 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 	if err := checkPath(dir); err != nil {
 		return nil, err
 	}
+	entries, err := c.list(ctx, dir)
+	if errors.Is(err, ErrNotFound) && c.listedInParent(ctx, dir) {
+		// Some servers (vsftpd) answer a directory we may not enter as
+		// they answer a missing one: "550 Failed to change directory".
+		return nil, fmt.Errorf("list %s: %w: its parent lists it, the server refuses it (%v)", dir, ErrPermission, err)
+	}
+	return entries, err
+}
+
+// list is List without telling a denied directory from a missing one.
+func (c *Client) list(ctx context.Context, dir string) ([]stage.Entry, error) {
 	var entries []stage.Entry
 	err := c.attempt(ctx, "list "+dir, func(cn *conn) (bool, error) {
 		mlsd := cn.sc.IsTimePreciseInList()
@@ -267,11 +278,6 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 		}
 		return false, nil
 	})
-	if errors.Is(err, ErrNotFound) && c.listedInParent(ctx, dir) {
-		// Some servers (vsftpd) answer a directory we may not enter as
-		// they answer a missing one: "550 Failed to change directory".
-		return nil, fmt.Errorf("list %s: %w: its parent lists it, the server refuses it (%v)", dir, ErrPermission, err)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -279,15 +285,15 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 }
 
 // listedInParent reports whether dir's parent lists dir as a directory
-// (or a link). It costs a listing, and only follows a refusal that does
-// not say whether dir is missing or denied.
+// (or a link). It costs one listing, and only follows a refusal that
+// does not say whether dir is missing or denied.
 func (c *Client) listedInParent(ctx context.Context, dir string) bool {
 	dir = path.Clean("/" + dir)
 	if dir == "/" {
 		return false
 	}
 	parent, name := path.Split(dir)
-	entries, err := c.List(ctx, parent)
+	entries, err := c.list(ctx, parent)
 	if err != nil {
 		return false
 	}
