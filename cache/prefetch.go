@@ -9,8 +9,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// Fetching ahead of any reader (Prefetch, and the FITS header walk in
-// walk.go) is low priority: it takes a slot only when one is free beyond
+// Fetching ahead of any reader (Prefetch, and the FITS header walk of a
+// file prefetched, walk.go) is low priority: it takes a slot only when one is free beyond
 // the one kept for readers and no reader waits for one, and it only fills
 // room the cache has free, so it never evicts a chunk, least of all one a
 // reader is using. A reader that wants a chunk a low stream is fetching
@@ -139,7 +139,7 @@ func (c *Cache) prefetchOne(r prefetchReq) {
 	want := (r.n + cs - 1) / cs
 	first, _ := c.store.Missing(r.k, 0, want)
 	if first < 0 {
-		c.walkFile(r.k, nil) // cached already, its headers maybe not
+		c.walkFile(r.k, nil, true) // cached already, its headers maybe not
 		return
 	}
 	f, err := c.file(r.k)
@@ -160,7 +160,7 @@ func (c *Cache) prefetchOne(r prefetchReq) {
 		defer c.wg.Done()
 		c.waitPast(c.ctx, s, want-1)
 		release()
-		c.walkFile(r.k, nil)
+		c.walkFile(r.k, nil, true)
 	}()
 }
 

@@ -243,3 +243,26 @@ func TestWalkOnlyFITS(t *testing.T) {
 		t.Fatalf("%d walks of files that are not FITS or fit in a chunk", walks)
 	}
 }
+
+// The walk a reader's read starts fetches as the reader would: streams
+// lingering for a follow-up read give their slots up to it, so it does not
+// wait for their idle timeout (a minute here) with the reader's next hop.
+func TestReaderWalkTakesLingeringSlots(t *testing.T) {
+	r := newBytesRemote(0)
+	file, heads := mef(t, 3, 2*testChunk)
+	k := r.add("/stage/z_flt.fits", file)
+	other := r.add("/stage/other.dat", bytes.Repeat([]byte("x"), 3*testChunk))
+	c := openCache(t, t.TempDir(), r, func(cfg *Config) { cfg.Streams = 2; cfg.IdleTimeout = time.Minute })
+	p := make([]byte, stagegen.BlockSize)
+	for _, k := range []Key{other, k} { // two streams lingering after reads at 0: every slot
+		if _, err := c.ReadAt(context.Background(), k, p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "walk done", func() bool { return c.pre.walks.Load() == 1 && c.pre.walking.Load() == 0 })
+	for _, h := range chunksOf(heads, 3*stagegen.BlockSize) {
+		if f, _ := c.store.Missing(k, h/testChunk, h/testChunk+1); f >= 0 {
+			t.Errorf("header chunk at %d not cached", h)
+		}
+	}
+}

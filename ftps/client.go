@@ -410,7 +410,9 @@ func classify(err error) error {
 		if strings.Contains(msg, "permission") || strings.Contains(msg, "denied") ||
 			strings.Contains(msg, "access") || strings.Contains(msg, "not allowed") {
 			kind = ErrPermission
-		} else if te.Code != 450 { // 450 alone is transient by RFC 959
+		} else if te.Code != 450 || strings.Contains(msg, "no such file") || strings.Contains(msg, "not found") {
+			// 450 alone is transient by RFC 959; ProFTPD answers a LIST of
+			// a missing path with 450 "No such file or directory".
 			kind = ErrNotFound
 		}
 	case te.Code == 530:

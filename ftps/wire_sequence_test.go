@@ -18,44 +18,31 @@ import (
 	"mastfs/ftps/ftpsd"
 )
 
-// commandLog collects the commands an ftpsd server logs, in the order it
-// received them. ftpsd logs every command at debug level, PASS's argument
-// as "<hidden>", which is all a test needs to see the wire.
+// commandLog collects the commands an ftpsd server receives, in order
+// (its CommandLog: one a line, PASS's argument hidden).
 type commandLog struct {
-	mu   sync.Mutex // guards cmds
-	cmds []string
+	mu      sync.Mutex // guards pending
+	pending string     // what was written since the last take
 }
 
-func (l *commandLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *commandLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l *commandLog) WithGroup(string) slog.Handler            { return l }
-
-func (l *commandLog) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "ftpsd: command" {
-		return nil
-	}
-	var verb, arg string
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "verb":
-			verb = a.Value.String()
-		case "arg":
-			arg = a.Value.String()
-		}
-		return true
-	})
+func (l *commandLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
-	l.cmds = append(l.cmds, strings.TrimSpace(verb+" "+arg))
+	l.pending += string(p)
 	l.mu.Unlock()
-	return nil
+	return len(p), nil
 }
 
+// take returns the complete lines written since the last call.
 func (l *commandLog) take() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := l.cmds
-	l.cmds = nil
-	return out
+	i := strings.LastIndexByte(l.pending, '\n')
+	if i < 0 {
+		return nil
+	}
+	lines := strings.Split(l.pending[:i], "\n")
+	l.pending = l.pending[i+1:]
+	return lines
 }
 
 // wireServer is an in-process ftpsd serving root with explicit TLS, and
@@ -72,7 +59,7 @@ func startWireServer(t *testing.T, root string, tune func(*ftpsd.Config)) *wireS
 		t.Fatal(err)
 	}
 	cmds := &commandLog{}
-	scfg := ftpsd.Config{Root: root, Anonymous: true, Logger: slog.New(cmds),
+	scfg := ftpsd.Config{Root: root, Anonymous: true, CommandLog: cmds, Logger: slog.New(slog.DiscardHandler),
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
 	if tune != nil {
 		tune(&scfg)
@@ -92,7 +79,7 @@ func startWireServer(t *testing.T, root string, tune func(*ftpsd.Config)) *wireS
 		User: "anonymous", Password: "test@example.org", RootCAs: pool, Timeout: 20 * time.Second}}
 }
 
-// waitFor polls until the server has logged want's last command, and
+// waitFor polls until the server has received the command last, and
 // returns everything it logged since the last call.
 func (w *wireServer) waitFor(t *testing.T, last string) []string {
 	t.Helper()

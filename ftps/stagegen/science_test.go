@@ -146,7 +146,7 @@ json.dump(out, sys.stdout)
 	}
 	var got struct {
 		FLT      [][]any `json:"iexn01a1q_flt.fits"`
-		Cal      [][]any `json:"jw02736001001_02101_00001_nrcb1_cal.fits"`
+		Cal      [][]any `json:"jw02736007001_03101_00001_nrcb1_cal.fits"`
 		Equal    bool    `json:"cutout_equal"`
 		Nonzero  int     `json:"cutout_nonzero"`
 		Outside  int     `json:"outside_nonzero"`
