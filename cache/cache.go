@@ -226,6 +226,7 @@ func (c *Cache) ReadAt(ctx context.Context, k Key, p []byte, off int64) (int, er
 	f.mu.Unlock()
 	ahead := (window + cs - 1) / cs
 	pl := plan{want: min(b+1+ahead, f.nchunks), reach: ahead, linger: linger}
+	pl.want = c.headerCap(k, a, b, pl.want) // a FITS reader's hop reads no data ahead (walk.go)
 	c.prefetch(f, a, b, pl)
 	for i := a; i <= b; i++ {
 		lo, hi := max(off, i*cs), min(end, (i+1)*cs)

@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"mastfs/cache/fits"
 )
 
-// Fetching ahead of any reader (Prefetch, and the FITS header walk in
-// walk.go) is low priority: it takes a slot only when one is free beyond
+// Fetching ahead of any reader (Prefetch, and the FITS header walk of a
+// file prefetched, walk.go) is low priority: it takes a slot only when one is free beyond
 // the one kept for readers and no reader waits for one, and it only fills
 // room the cache has free, so it never evicts a chunk, least of all one a
 // reader is using. A reader that wants a chunk a low stream is fetching
@@ -27,13 +29,14 @@ type prefetcher struct {
 
 	mu       sync.Mutex // guards queue, reserved, walked
 	queue    []prefetchReq
-	reserved int64                             // bytes of low streams in flight, not yet in the store
-	walked   *simplelru.LRU[walkKey, struct{}] // file versions walked, or walking
+	reserved int64                               // bytes of low streams in flight, not yet in the store
+	walked   *simplelru.LRU[walkKey, []fits.HDU] // file versions walked, or walking, and the units found
 
 	asked, handled atomic.Int64 // requests queued, and taken from the queue and dealt with
 	files, bytes   atomic.Int64 // prefetches started and the bytes they asked for
 	walks          atomic.Int64 // FITS walks started
 	walking        atomic.Int64 // FITS walks running
+	ready          atomic.Bool  // walked is made
 }
 
 type prefetchReq struct {
@@ -92,7 +95,8 @@ func (c *Cache) startAhead() *prefetcher {
 	a := &c.pre
 	a.once.Do(func() {
 		a.kick = make(chan struct{}, 1)
-		a.walked, _ = simplelru.NewLRU[walkKey, struct{}](walksKept, nil)
+		a.walked, _ = simplelru.NewLRU[walkKey, []fits.HDU](walksKept, nil)
+		a.ready.Store(true)
 		c.mu.Lock()
 		closed := c.closed
 		if !closed {
@@ -139,7 +143,7 @@ func (c *Cache) prefetchOne(r prefetchReq) {
 	want := (r.n + cs - 1) / cs
 	first, _ := c.store.Missing(r.k, 0, want)
 	if first < 0 {
-		c.walkFile(r.k, nil) // cached already, its headers maybe not
+		c.walkFile(r.k, nil, true) // cached already, its headers maybe not
 		return
 	}
 	f, err := c.file(r.k)
@@ -160,7 +164,7 @@ func (c *Cache) prefetchOne(r prefetchReq) {
 		defer c.wg.Done()
 		c.waitPast(c.ctx, s, want-1)
 		release()
-		c.walkFile(r.k, nil)
+		c.walkFile(r.k, nil, true)
 	}()
 }
 

@@ -13,9 +13,12 @@ import (
 // one before, and far from the server each costs a round trip or more.
 // When a file turns out to be FITS, the cache walks its headers itself,
 // once per version for all readers, fetching each header's chunks before
-// the reader asks. The walk runs beside the readers, at low priority
-// (prefetch.go); it reads nothing readers see, so a header it cannot follow
-// ends it silently and readers get exactly what the server has.
+// the reader asks. It reads nothing readers see, so a header it cannot
+// follow ends it silently and readers get exactly what the server has.
+// A walk that a reader's first read started fetches as that reader would:
+// the reader is about to hop there, and a stream lingering for a follow-up
+// read gives its slot up to it. One that a prefetch started is low
+// priority, like the prefetch (prefetch.go).
 
 // walkParallel bounds the walks running at once.
 const walkParallel = 8
@@ -24,15 +27,15 @@ const walkParallel = 8
 // and walks the file's headers if it is FITS.
 func (c *Cache) noticeHead(k Key, head []byte, off int64) {
 	if off == 0 {
-		c.walkFile(k, head)
+		c.walkFile(k, head, false)
 	}
 }
 
 // walkFile starts the header walk of k, once per version, if the file is
 // FITS and larger than one chunk (the reader's first read fetched all of a
 // smaller one). head is the file's first bytes, or nil to read them from
-// the store.
-func (c *Cache) walkFile(k Key, head []byte) {
+// the store; low says the walk fetches at low priority.
+func (c *Cache) walkFile(k Key, head []byte, low bool) {
 	if k.Size <= c.cfg.ChunkSize || c.draining.Load() {
 		return
 	}
@@ -52,7 +55,7 @@ func (c *Cache) walkFile(k Key, head []byte) {
 		a.mu.Unlock() // walked, or too many at once: a later read may start it
 		return
 	}
-	a.walked.Add(keyOf(k), struct{}{})
+	a.walked.Add(keyOf(k), nil)
 	a.walks.Add(1)
 	a.walking.Add(1)
 	a.mu.Unlock()
@@ -69,18 +72,26 @@ func (c *Cache) walkFile(k Key, head []byte) {
 	go func() {
 		defer c.wg.Done()
 		defer a.walking.Add(-1)
-		units, stop := fits.Walk(&walkReader{c: c, k: k, ctx: c.starting}, k.Size, fits.Limits{}, nil)
+		units, stop := fits.Walk(&walkReader{c: c, k: k, ctx: c.starting, low: low}, k.Size, fits.Limits{}, func(h fits.HDU) bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if old, ok := a.walked.Peek(keyOf(k)); ok {
+				a.walked.Add(keyOf(k), append(old[:len(old):len(old)], h))
+			}
+			return true
+		})
 		c.log.Debug("cache: FITS headers walked", "path", k.Path, "units", len(units), "stop", stop.String())
 	}()
 }
 
 // walkReader reads a file's header blocks for fits.Walk: from the store,
-// or fetched by a low-priority stream. It keeps the last chunk it read,
-// since a header's blocks follow one another in it.
+// or fetched by a stream. It keeps the last chunk it read, since a
+// header's blocks follow one another in it.
 type walkReader struct {
 	c     *Cache
 	k     Key
 	ctx   context.Context
+	low   bool  // fetch at low priority
 	chunk int64 // index of buf's chunk; -1 before the first
 	buf   []byte
 	f     *file
@@ -121,15 +132,55 @@ func (r *walkReader) load(i int64) error {
 			}
 			r.f = f
 		}
-		s, release, _ := c.fetchLow(r.ctx, r.f, i, i+1)
-		if s == nil {
-			return fmt.Errorf("walk: no room or slot for chunk %d", i)
+		s, release, err := r.fetch(i)
+		if err != nil {
+			return err
 		}
-		c.waitPast(r.ctx, s, i)
-		release()
+		if s != nil {
+			c.waitPast(r.ctx, s, i)
+			release()
+		}
 		if err := r.ctx.Err(); err != nil {
 			return err
 		}
 	}
 	return fmt.Errorf("walk: chunk %d not kept", i)
+}
+
+// fetch starts the fetch of chunk i, or finds it on its way: a nil stream
+// means the chunk is in the store already.
+func (r *walkReader) fetch(i int64) (*stream, func(), error) {
+	if r.low {
+		s, release, _ := r.c.fetchLow(r.ctx, r.f, i, i+1)
+		if s == nil {
+			return nil, nil, fmt.Errorf("walk: no room or slot for chunk %d", i)
+		}
+		return s, release, nil
+	}
+	s, err := r.c.fetch(r.f, i, plan{want: i + 1})
+	return s, func() {}, err
+}
+
+// headerCap bounds the read-ahead of a read of chunks [a, b] of k that
+// starts in the chunks of a header the walk found, or the chunk after it:
+// such a read is a FITS reader's hop, and what follows the header is data
+// it jumps over. Without the bound, the kernel's read-ahead past the
+// header's end looks like a sequential run and earns a window of data
+// chunks at every hop. A run that goes on past that chunk (a copy) reads
+// ahead again; a stream already reading on is not shortened.
+func (c *Cache) headerCap(k Key, a, b, want int64) int64 {
+	p := &c.pre
+	if want <= b+1 || !p.ready.Load() {
+		return want
+	}
+	p.mu.Lock()
+	units, _ := p.walked.Peek(keyOf(k))
+	p.mu.Unlock()
+	cs := c.cfg.ChunkSize
+	for _, h := range units {
+		if a >= h.Offset/cs && a <= (h.DataOffset()-1)/cs+1 {
+			return b + 1
+		}
+	}
+	return want
 }

@@ -243,3 +243,80 @@ func TestWalkOnlyFITS(t *testing.T) {
 		t.Fatalf("%d walks of files that are not FITS or fit in a chunk", walks)
 	}
 }
+
+// The walk a reader's read starts fetches as the reader would: streams
+// lingering for a follow-up read give their slots up to it, so it does not
+// wait for their idle timeout (a minute here) with the reader's next hop.
+func TestReaderWalkTakesLingeringSlots(t *testing.T) {
+	r := newBytesRemote(0)
+	file, heads := mef(t, 3, 2*testChunk)
+	k := r.add("/stage/z_flt.fits", file)
+	other := r.add("/stage/other.dat", bytes.Repeat([]byte("x"), 3*testChunk))
+	c := openCache(t, t.TempDir(), r, func(cfg *Config) { cfg.Streams = 2; cfg.IdleTimeout = time.Minute })
+	p := make([]byte, stagegen.BlockSize)
+	for _, k := range []Key{other, k} { // two streams lingering after reads at 0: every slot
+		if _, err := c.ReadAt(context.Background(), k, p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "walk done", func() bool { return c.pre.walks.Load() == 1 && c.pre.walking.Load() == 0 })
+	for _, h := range chunksOf(heads, 3*stagegen.BlockSize) {
+		if f, _ := c.store.Missing(k, h/testChunk, h/testChunk+1); f >= 0 {
+			t.Errorf("header chunk at %d not cached", h)
+		}
+	}
+}
+
+// Once a file's headers are walked, a hop of a FITS reader, even one the
+// kernel's read-ahead carries past the header's end, fetches no data
+// chunks ahead; a reader that goes on through the data gets its
+// read-ahead back, and reads the whole file right in few streams.
+func TestHopReadsNoDataAhead(t *testing.T) {
+	r := newBytesRemote(0)
+	file, heads := mef(t, 4, 6*testChunk)
+	k := r.add("/stage/hops_flt.fits", file)
+	c := openCache(t, t.TempDir(), r, quick)
+	p := make([]byte, 32<<10)
+	if _, err := c.ReadAt(context.Background(), k, p[:stagegen.BlockSize], 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "walk done", func() bool { return c.pre.walks.Load() == 1 && c.pre.walking.Load() == 0 })
+	waitIdle(t, c)
+	allowed := map[int64]bool{}
+	for _, h := range heads {
+		last := (h + 3*stagegen.BlockSize - 1) / testChunk
+		// A hop, and the kernel's read-ahead on to the end of the next chunk.
+		for off := h; off < min((last+2)*testChunk, k.Size); off += int64(len(p)) {
+			n, err := c.ReadAt(context.Background(), k, p, off)
+			if err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			for i := off / testChunk; i <= (off+int64(n)-1)/testChunk; i++ {
+				allowed[i] = true // what the hop reads itself
+			}
+			if !bytes.Equal(p[:n], file[off:off+int64(n)]) {
+				t.Fatalf("bytes at %d differ", off)
+			}
+		}
+	}
+	waitIdle(t, c)
+	for i := int64(0); i*testChunk < k.Size; i++ {
+		if f, _ := c.store.Missing(k, i, i+1); f < 0 && !allowed[i] {
+			t.Errorf("chunk %d of data fetched ahead of hops (streams at %v)", i, r.streams(k.Path))
+		}
+	}
+	before := c.Stats().StreamsOpened
+	got := make([]byte, len(file))
+	for off := 0; off < len(file); off += len(p) {
+		n, err := c.ReadAt(context.Background(), k, got[off:min(off+len(p), len(file))], int64(off))
+		if err != nil && err != io.EOF || n == 0 {
+			t.Fatalf("read at %d: %d, %v", off, n, err)
+		}
+	}
+	if !bytes.Equal(got, file) {
+		t.Fatal("a sequential read differs from the server's bytes")
+	}
+	if streams := c.Stats().StreamsOpened - before; streams > int64(len(heads)) {
+		t.Errorf("a sequential read after the hops opened %d streams, want at most one per unit (%d)", streams, len(heads))
+	}
+}

@@ -216,6 +216,17 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 	if err := checkPath(dir); err != nil {
 		return nil, err
 	}
+	entries, err := c.list(ctx, dir)
+	if errors.Is(err, ErrNotFound) && c.listedInParent(ctx, dir) {
+		// Some servers (vsftpd) answer a directory we may not enter as
+		// they answer a missing one: "550 Failed to change directory".
+		return nil, fmt.Errorf("list %s: %w: its parent lists it, the server refuses it (%v)", dir, ErrPermission, err)
+	}
+	return entries, err
+}
+
+// list is List without telling a denied directory from a missing one.
+func (c *Client) list(ctx context.Context, dir string) ([]stage.Entry, error) {
 	var entries []stage.Entry
 	err := c.attempt(ctx, "list "+dir, func(cn *conn) (bool, error) {
 		mlsd := cn.sc.IsTimePreciseInList()
@@ -267,11 +278,6 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 		}
 		return false, nil
 	})
-	if errors.Is(err, ErrNotFound) && c.listedInParent(ctx, dir) {
-		// Some servers (vsftpd) answer a directory we may not enter as
-		// they answer a missing one: "550 Failed to change directory".
-		return nil, fmt.Errorf("list %s: %w: its parent lists it, the server refuses it (%v)", dir, ErrPermission, err)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -279,15 +285,15 @@ func (c *Client) List(ctx context.Context, dir string) ([]stage.Entry, error) {
 }
 
 // listedInParent reports whether dir's parent lists dir as a directory
-// (or a link). It costs a listing, and only follows a refusal that does
-// not say whether dir is missing or denied.
+// (or a link). It costs one listing, and only follows a refusal that
+// does not say whether dir is missing or denied.
 func (c *Client) listedInParent(ctx context.Context, dir string) bool {
 	dir = path.Clean("/" + dir)
 	if dir == "/" {
 		return false
 	}
 	parent, name := path.Split(dir)
-	entries, err := c.List(ctx, parent)
+	entries, err := c.list(ctx, parent)
 	if err != nil {
 		return false
 	}
@@ -310,6 +316,12 @@ func (c *Client) mlsdFailed(cn *conn, dir string, err error) error {
 		return c.opError(cn, "list", dir, err)
 	}
 	if te.Code != 500 && te.Code != 502 && te.Code != 504 {
+		if errors.Is(classify(err), ErrPermission) {
+			// "550 /dir: Permission denied" refuses the directory, not
+			// the command: a traverse-only directory answers MLSD so on
+			// servers whose MLSD works everywhere else.
+			return c.opError(cn, "list", dir, err)
+		}
 		cn.deadline(c.cfg.Timeout)
 		if cwdErr := cn.sc.ChangeDir(dir); cwdErr != nil {
 			return c.opError(cn, "list", dir, cwdErr)
@@ -410,7 +422,9 @@ func classify(err error) error {
 		if strings.Contains(msg, "permission") || strings.Contains(msg, "denied") ||
 			strings.Contains(msg, "access") || strings.Contains(msg, "not allowed") {
 			kind = ErrPermission
-		} else if te.Code != 450 { // 450 alone is transient by RFC 959
+		} else if te.Code != 450 || strings.Contains(msg, "no such file") || strings.Contains(msg, "not found") {
+			// 450 alone is transient by RFC 959; ProFTPD answers a LIST of
+			// a missing path with 450 "No such file or directory".
 			kind = ErrNotFound
 		}
 	case te.Code == 530:

@@ -5,9 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 
+	"mastfs/fs/stage"
 	"mastfs/ftps"
 	"mastfs/ftps/ftpstest"
 	"mastfs/ftps/stagegen"
@@ -120,6 +122,11 @@ func interopKind(t *testing.T, s *ftpstest.Server) {
 		}
 	}
 
+	// A missing directory is not found at once, whatever the server's code.
+	if _, err := c.List(ctx(t), dir+"/no-such-dir"); !errors.Is(err, ftps.ErrNotFound) {
+		t.Errorf("list a missing directory: %v; want not found", err)
+	}
+
 	// A full read and a ranged read give the stage's bytes.
 	whole := readAll(t, c, "/"+stagegen.HSTFile, 0)
 	if sum(whole) != want.SHA256 {
@@ -160,4 +167,52 @@ func countVerb(cmds []string, verb string) int {
 		}
 	}
 	return n
+}
+
+// TestTraverseOnly: under a parent the user may enter but not read (mode
+// 711), List of the parent is empty or ErrPermission, never "not found";
+// the stage below it lists by its path; a missing name below it is
+// ErrNotFound.
+func TestTraverseOnly(t *testing.T) {
+	var kinds []ftpstest.Kind
+	for _, k := range ftpstest.Kinds() {
+		if k.Name == "vsftpd-explicit" || k.Name == "proftpd-tls13" || k.Impl == "pyftpdlib" {
+			kinds = append(kinds, k)
+		}
+	}
+	st := ftpstest.NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
+	for _, s := range ftpstest.StartKinds(t, st, ftpstest.Options{TraverseOnly: true}, kinds) {
+		t.Run(s.Name, func(t *testing.T) {
+			var log ftpstest.LogBuffer
+			c := clientFor(t, s, false, func(cfg *ftps.Config) {
+				cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			})
+			parent := path.Dir("/" + stagegen.AnonDir)
+			defer func() {
+				// A directory's refusal is not the command's: MLSD stays on.
+				if strings.Contains(log.String(), "refuses it") {
+					t.Errorf("a denied directory turned a listing command off:\n%s", log.String())
+				}
+			}()
+			entries, err := c.List(ctx(t), parent)
+			if errors.Is(err, ftps.ErrNotFound) || (err != nil && !errors.Is(err, ftps.ErrPermission)) {
+				t.Errorf("list %s: %v; want its entries, none, or permission denied", parent, err)
+			}
+			for _, e := range entries {
+				if e.Name == path.Base(stagegen.AnonDir) {
+					t.Errorf("list %s shows %s: the parent is not traverse-only here", parent, e.Name)
+				}
+			}
+			stageEntries, err := c.List(ctx(t), "/"+stagegen.AnonDir)
+			if err != nil || !slices.ContainsFunc(stageEntries, func(e stage.Entry) bool {
+				return e.Name == path.Base(stagegen.HSTFile)
+			}) {
+				t.Errorf("list the stage by its path: %v, %d entries", err, len(stageEntries))
+			}
+			missing := parent + "/anonymous00000"
+			if _, err := c.List(ctx(t), missing); !errors.Is(err, ftps.ErrNotFound) {
+				t.Errorf("list %s: %v; want not found", missing, err)
+			}
+		})
+	}
 }

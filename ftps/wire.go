@@ -17,21 +17,26 @@
 //     the data connection once the transfer command comes, whenever that
 //     is (RFC 959 asks nothing more of a passive listener), so a transfer
 //     costs the command's round trip and the handshake's rest instead of
-//     three round trips more.
-//  3. REST with its transfer command. The library waits for REST's 350
-//     before sending RETR: a round trip for nothing, since servers accept
-//     the offset. REST is held back and written with RETR in one write;
-//     the library reads a made-up 350, and the real reply is checked when
-//     it comes. A server that refuses it gets REST on its own from then on.
+//     three round trips more. After a transfer the connection reads its
+//     last reply (for one cut short, the 426, while no caller waits) and
+//     only then sends its next EPSV.
 //     A server may drop a data connection that speaks before the transfer
 //     command (pyftpdlib closes one that is readable early, then waits for
 //     another): after the first such drop the TCP connection is still
 //     made ahead, but TLS starts only once the command is answered, as
 //     curl's does, and the operation is tried again at once.
+//  3. REST with its transfer command. The library waits for REST's 350
+//     before sending RETR: a round trip for nothing, since servers accept
+//     the offset. REST is held back and written with RETR in one write;
+//     the library reads a made-up 350, and the real reply is checked when
+//     it comes. A server that refuses it gets REST on its own from then on.
 //  4. Raw listing capture. Listing bytes are copied aside from the data
 //     connection and parsed by this package; the library is handed one
 //     blank line per read, so its own line limit and parser never fail a
 //     listing.
+//  5. mastfs check only (check.go): a FEAT of its own, to report what the
+//     server offers, and one NLST over a data connection that does not
+//     resume the TLS session, to learn whether the server demands reuse.
 //
 // TestWireSequence pins the commands on the wire for a login, a listing
 // and a ranged read: an upgrade of the library that changes its order

@@ -46,7 +46,7 @@ var (
 	fullSizes = sizes{name: "full", large: 1 << 30, part: 50e6, many: 5000,
 		treeDirs: 8, treeSubdirs: 8, treeFiles: 30,
 		runs: 5, cpRuns: 3, farColdRuns: 2, farReadRuns: 3, farRuns: 5, farLsRuns: 3, farLsRcloneRuns: 1,
-		sciRuns: 3, sciRcloneRuns: 2, farSciRclone: []*peer{peerRcloneFull, peerRcloneOff},
+		sciRuns: 3, sciRcloneRuns: 1, farSciRclone: []*peer{peerRcloneFull, peerRcloneOff},
 		cpLimit: 4 * time.Minute, out: "results"}
 	quickSizes = sizes{name: "quick", large: 128 << 20, part: 8e6, many: 500,
 		treeDirs: 4, treeSubdirs: 4, treeFiles: 10,
@@ -252,39 +252,6 @@ func TestBench(t *testing.T) {
 	b.issue13(t, section, nearP)
 	ps := proxy.Stats()
 	bk.params["proxy"] = fmt.Sprintf("%d connections, %d bytes to clients", ps.Accepted, ps.ToClient)
-}
-
-// sectionNames are the sections TestBench runs, in order, for
-// MASTFS_BENCH_ONLY.
-var sectionNames = []string{"near: figures 1, 2, 7", "near: figure 3", "near: figure 4", "near: figure 5",
-	"near: figure 6", "far: figure 1", "far: figure 3", "far: figure 5 (ls -lR cold)", "far: figure 6",
-	"near: figures 9", "far: figures 9", "near: figures 10"}
-
-// parseOnly reads MASTFS_BENCH_ONLY: sections separated by ";", each a
-// whole name ("far: figures 9") or a name without its place ("figures 9":
-// both places).
-func parseOnly(v string) []string {
-	var out []string
-	for _, f := range strings.Split(v, ";") {
-		if f = strings.Join(strings.Fields(f), " "); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// runs says whether the section named runs in this benchmark.
-func (b *bench) runs(name string) bool {
-	if len(b.only) == 0 {
-		return true
-	}
-	_, bare, _ := strings.Cut(name, ": ")
-	for _, o := range b.only {
-		if o == name || o == bare {
-			return true
-		}
-	}
-	return false
 }
 
 // issue12 is figures 9, near and far: astronomers' access patterns, each

@@ -274,7 +274,7 @@ func writeResults(b *bench, dir string) error {
 		"cold `cat` of the large file until the server's logs settle after it, per GiB, against curl's own (rusage) for the same "+
 		"file; 10b is `cp -r` of the small-file directory on a fresh mount; 10c-10e read the large file wholly cached, after a first "+
 		"mount read it whole (checked by sha256) and was unmounted and the same cache mounted again: `cat`, then `dd bs=1M`, then "+
-		"an astropy memmap loop summing every pixel (checked against the local file), beside the same on the local file in the "+
+		"an astropy memmap loop summing every pixel (checked against the local file), timed once the file has been looked up, beside the same on the local file in the "+
 		"page cache. mastfs-user is the ordinary user's path: the mount and its readers run as nobody.\n")
 
 	fmt.Fprintf(&w, "\n## Targets\n\n| place | target | measured | result |\n|---|---|---|---|\n")

@@ -120,12 +120,6 @@ func (s *assembly) reach(log *slog.Logger) error {
 	return nil
 }
 
-// drainer is what a cache offers that can finish the chunks in flight at
-// unmount within a bound, and drop the rest cleanly.
-type drainer interface {
-	Drain(bound time.Duration) (finished, dropped int)
-}
-
 // drainBound is how long an unmount waits for chunks already arriving.
 const drainBound = 2 * time.Second
 
@@ -133,11 +127,7 @@ const drainBound = 2 * time.Second
 // mount go, so a read answered before its chunk was whole does not fetch
 // the chunk again after a remount.
 func (s *assembly) drain(log *slog.Logger) {
-	d, ok := any(s.cache).(drainer)
-	if !ok {
-		return
-	}
-	finished, dropped := d.Drain(drainBound)
+	finished, dropped := s.cache.Drain(drainBound)
 	log.Info(fmt.Sprintf("kept %d chunks in flight, dropped %d", finished, dropped),
 		"kept", finished, "dropped", dropped)
 }

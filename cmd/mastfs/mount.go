@@ -130,6 +130,7 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	if err != nil {
 		return mountHint(err)
 	}
+	unmounted := make(chan struct{})
 	go func() {
 		first := true
 		for sig := range sigs {
@@ -140,9 +141,16 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 			first = false
 			log.Info("unmounting", "signal", sig.String())
 			notify(log, sdnotify.Stopping)
-			// Requests still waiting on the server then end, so that the
-			// process does not outlive the mount by a network timeout.
-			time.AfterFunc(stopAfter, a.root.Stop)
+			// Requests still waiting on the server end if the kernel has
+			// not let go by then, so that the process does not outlive the
+			// mount by a network timeout.
+			go func() {
+				select {
+				case <-time.After(stopAfter):
+					a.root.Stop()
+				case <-unmounted:
+				}
+			}()
 			if err := srv.Unmount(); err != nil {
 				log.Warn("unmount failed; detaching lazily", "err", err)
 				_ = detach(mountpoint, true)
@@ -158,7 +166,8 @@ func serve(m *mountFlags, mountpoint string, log *slog.Logger, stdin io.Reader, 
 	notify(log, sdnotify.Ready+"\nSTATUS=mounted "+a.cfg.Host+a.remoteDir+" at "+mountpoint)
 
 	srv.Wait()
-	a.drain(log)
+	close(unmounted)
+	a.drain(log) // the chunks on their way finish before requests are ended
 	a.root.Stop()
 	log.Info("unmounted", "mountpoint", mountpoint)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,6 +52,25 @@ func TestStatusAndMetrics(t *testing.T) {
 			t.Errorf("mastfs status lacks %q:\n%s", want, human)
 		}
 	}
+	// Read again, now wholly cached: a root mount hands the kernel the
+	// cache file, unless the kernel refuses (before Linux 6.9), which the
+	// log then says.
+	large := filepath.Join(m.dir, "large/large.fits")
+	dropPages(t, large)
+	if got := sha(t, large); got != f.SHA256 {
+		t.Fatal("second read: wrong bytes")
+	}
+	r = statusOf(t, m.dir)
+	refused := strings.Contains(m.log(t), "kernel refused passthrough")
+	switch {
+	case os.Geteuid() != 0 && r.ReadPath != "fuse":
+		t.Errorf("read path %q in a mount by uid %d, want fuse", r.ReadPath, os.Geteuid())
+	case os.Geteuid() == 0 && !refused && (r.ReadPath != "passthrough" || r.PassthroughOpens < 1):
+		t.Errorf("read path %q after %d passthrough opens of a wholly cached file, want passthrough", r.ReadPath, r.PassthroughOpens)
+	case os.Geteuid() == 0 && !refused && !strings.Contains(mustRun(t, "status", m.dir), "read path    passthrough"):
+		t.Error("mastfs status does not show the passthrough read path")
+	}
+
 	if res := runMastfs(t, "status", t.TempDir()); res.code != exitFailure || !strings.Contains(res.stderr, "not on a mastfs mount") {
 		t.Errorf("status of a plain directory: exit %d, %q", res.code, res.stderr)
 	}

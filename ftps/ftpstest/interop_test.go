@@ -145,7 +145,7 @@ func TestEarlyBytes(t *testing.T) {
 				case <-time.After(30 * time.Second):
 					t.Fatalf("early handshake neither failed nor succeeded in 30s")
 				}
-				return // a command now would wait out the server's data timeout
+				return // a command now would get 150 and then no final reply
 			}
 			// Others answer the ClientHello once the command came.
 			if code, msg := c.send("LIST /%s", stagegen.AnonDir); code != 150 && code != 125 {

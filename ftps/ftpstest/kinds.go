@@ -20,10 +20,15 @@ type Quirks struct {
 	MLSDRefused bool
 	// EarlyBytesRefused: a data connection that sends bytes before the
 	// transfer command (a TLS ClientHello made ahead) is closed; the
-	// command is then answered 150 and waits for a data connection until
-	// the server's data timeout. A connection made ahead that stays silent
-	// until the command works (125).
+	// command is then answered 150 and nothing more: no final reply came
+	// within a minute (pyftpdlib 1.5.7). A connection made ahead that stays
+	// silent until the command works (125).
 	EarlyBytesRefused bool
+	// CapAtLogin: beyond MaxClients or MaxPerIP a new connection is
+	// greeted 220 as usual, and its PASS answered 530 ("the maximum number
+	// of allowed clients are already connected"), not 421: a client that
+	// takes every 530 for a wrong password is misled.
+	CapAtLogin bool
 }
 
 // Kind is one server implementation in one configuration of the interop

@@ -33,6 +33,9 @@ import (
 //   - LIST of a directory it may not open answers 226 with no data.
 //   - Transfer log in wu-ftpd format with local paths; the command log
 //     (ExtendedLog) holds every command, PASS written "PASS (hidden)".
+//   - MaxClients and MaxClientsPerHost (Options.MaxClients, MaxPerIP) let
+//     one more connection in and greet it 220; its PASS gets 530 "Sorry,
+//     the maximum number of allowed clients (N) are already connected."
 //   - Session processes are forked children of the listener.
 
 // StartProFTPD starts ProFTPD on 127.0.0.1 serving o.Stage (or a fresh
@@ -50,6 +53,7 @@ func StartProFTPD(t testing.TB, o Options) *Server {
 		s.Quirks = Quirks{
 			TicketlessReuse: o.MaxTLS == tls.VersionTLS12 && !o.SessionTickets,
 			MLSDRefused:     o.RefuseMLSD,
+			CapAtLogin:      o.MaxClients > 0 || o.MaxPerIP > 0,
 		}
 		conf := filepath.Join(s.Dir, "proftpd.conf")
 		text, err := proFTPDConfig(s, o, modules)

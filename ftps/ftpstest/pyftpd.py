@@ -94,7 +94,8 @@ def main():
 
     server = FTPServer((conf["host"], conf["port"]), Handler)
     if conf.get("max_clients"):
-        server.max_cons = conf["max_clients"]
+        # pyftpdlib counts every socket of its loop, the listener included.
+        server.max_cons = conf["max_clients"] + 1
     if conf.get("max_per_ip"):
         server.max_cons_per_ip = conf["max_per_ip"]
     server.serve_forever()

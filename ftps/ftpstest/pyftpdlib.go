@@ -21,13 +21,17 @@ import (
 //     demanded. Explicit TLS only.
 //   - A data connection that sends bytes before the transfer command (a
 //     TLS ClientHello, say) is closed; the command is then answered 150
-//     and the server waits for a connection that never comes, until its
-//     data timeout. A connection made ahead that stays silent until the
-//     command gets "125 Data connection already open" and works.
+//     and nothing more (no final reply within a minute). A connection made
+//     ahead that stays silent until the command gets "125 Data connection
+//     already open" and works. curl 7.88 sends its ClientHello as soon as
+//     it connects, and fails here too.
 //   - FEAT: AUTH SSL, AUTH TLS, EPRT, EPSV, MDTM, MFMT, MLST, PBSZ, PROT,
 //     REST STREAM, SIZE, TVFS, UTF8. LIST shows owner and group names and
 //     UTC times, symlinks as "name -> target". LIST of a directory it may
 //     not open answers 550.
+//   - Beyond Options.MaxClients or MaxPerIP a connection is greeted 421.
+//     pyftpdlib counts every socket of its loop against its cap (data
+//     connections too); the script allows one more for the listener.
 //   - The script writes the command log (PASS hidden) and a wu-ftpd style
 //     transfer log with local paths, spaces written "_".
 

@@ -183,8 +183,18 @@ func TestConnectionCaps(t *testing.T) {
 	if s := startPureIfAnyWith(t, Options{Stage: st, MaxClients: 2}); s != nil {
 		servers = append(servers, s)
 	}
+	for _, k := range Kinds() {
+		if k.Name == "proftpd-tls13" || k.Impl == "pyftpdlib" {
+			servers = append(servers, StartKinds(t, st, Options{MaxClients: 2}, []Kind{k})...)
+			servers = append(servers, StartKinds(t, st, Options{MaxPerIP: 2, Name: k.Name + "-per-ip"}, []Kind{k})...)
+		}
+	}
 	for _, s := range servers {
 		t.Run(s.Name, func(t *testing.T) {
+			if s.Quirks.CapAtLogin {
+				checkCapAtLogin(t, s)
+				return
+			}
 			var held []net.Conn
 			defer func() {
 				for _, c := range held {
@@ -221,6 +231,22 @@ func TestConnectionCaps(t *testing.T) {
 			t.Logf("%s: %s", s.Name, line)
 		})
 	}
+}
+
+// checkCapAtLogin: with two sessions logged in, a third is greeted 220
+// and its PASS answered 530 for the cap.
+func checkCapAtLogin(t *testing.T, s *Server) {
+	t.Helper()
+	for range 2 {
+		dialCtrl(t, s, 0).login(false)
+	}
+	c := dialCtrl(t, s, 0)
+	c.cmd(331, "USER %s", s.AnonUser)
+	code, msg := c.send("PASS %s", s.AnonPassword)
+	if code != 530 || !strings.Contains(msg, "maximum") {
+		t.Errorf("third session's PASS: %d %s; want 530 for the cap", code, msg)
+	}
+	t.Logf("%s: PASS %d %s", s.Name, code, msg)
 }
 
 func startPureIfAnyWith(t *testing.T, o Options) *Server {

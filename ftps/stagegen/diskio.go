@@ -5,9 +5,9 @@ import (
 	"hash"
 	"io"
 	"os"
-	"syscall"
 	"time"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // summer is a writer that digests what it is given.
@@ -76,17 +76,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // lutimes sets a symlink's own times; os.Chtimes would follow it.
 func lutimes(p string, t time.Time) error {
-	name, err := syscall.BytePtrFromString(p)
-	if err != nil {
-		return err
-	}
-	ts := [2]syscall.Timespec{syscall.NsecToTimespec(t.UnixNano()), syscall.NsecToTimespec(t.UnixNano())}
-	const atSymlinkNofollow = 0x100
-	atFDCWD := -100
-	_, _, errno := syscall.Syscall6(syscall.SYS_UTIMENSAT, uintptr(atFDCWD),
-		uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&ts[0])), atSymlinkNofollow, 0, 0)
-	if errno != 0 {
-		return &os.PathError{Op: "lutimes", Path: p, Err: errno}
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "lutimes", Path: p, Err: err}
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ const (
 	// CalName is a JWST NIRCam _cal file: PRIMARY, SCI, ERR, DQ, AREA,
 	// VAR_POISSON, VAR_RNOISE, VAR_FLAT (2048x2048 each) and an ASDF
 	// binary table, about 118 MB.
-	CalName = "jw02736001001_02101_00001_nrcb1_cal.fits"
+	CalName = "jw02736007001_03101_00001_nrcb1_cal.fits"
 
 	// DefaultProducts is how many small products AddScience writes by default.
 	DefaultProducts = 500
