@@ -304,6 +304,6 @@ func TestTooManyConnectionsMount(t *testing.T) {
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("24 MiB took %v: connections held while others wait for them?", took)
 	}
-	m.waitLog(t, "pool shrunk", time.Second)
+	m.waitLog(t, "pool shrunk", 30*time.Second)
 	fdBudget(t, m, restFDs(t, m), 4)
 }

@@ -224,7 +224,7 @@ func TestAllowOtherOffByDefault(t *testing.T) {
 	if opts := superOptions(t, m2.dir); !strings.Contains(opts, "allow_other") {
 		t.Errorf("--allow-other mount lacks allow_other: %s", opts)
 	}
-	m2.waitLog(t, "every local user can read this mount", time.Second)
+	m2.waitLog(t, "every local user can read this mount", 30*time.Second)
 }
 
 // TestWrongPasswordRefused: a password the server refuses fails the mount
