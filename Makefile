@@ -31,8 +31,13 @@ demo: build
 	@mkdir -p mnt
 	$(BIN) demo mnt
 
-# deps installs what the integration tests need (fuse3, vsftpd, pure-ftpd,
-# openssl, curl, python3-astropy) when it is missing, or says how to.
+# deps installs what the integration tests need when it is missing, or
+# says how to (.ci/deps): the Debian packages vsftpd, fuse3, openssl, curl,
+# python3-astropy, python3-pyftpdlib and python3-openssl, and the libraries
+# proftpd links (libhiredis0.14, libmemcached11, libmemcachedutil2,
+# libpcre2-posix3, libsodium23); pure-ftpd and proftpd (proftpd-core,
+# proftpd-mod-crypto) are unpacked from their .debs, not installed, since
+# each conflicts with vsftpd.
 deps:
 	@bash .ci/deps
 
@@ -53,7 +58,8 @@ check:
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; fi
 
 # bench compares mastfs with rclone mount and curl on one vsftpd, near and
-# through a delay proxy (about 28 minutes on 2 cores); results go to cmd/mastfs-bench/results/.
+# through a delay proxy; it takes tens of minutes (cmd/mastfs-bench/README.md).
+# Results go to cmd/mastfs-bench/results/.
 # bench-quick is the same with small files and 3 runs, for iteration.
 bench: build
 	@bash cmd/mastfs-bench/deps.sh

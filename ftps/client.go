@@ -317,6 +317,12 @@ func (c *Client) mlsdFailed(cn *conn, dir string, err error) error {
 		return c.opError(cn, "list", dir, err)
 	}
 	if te.Code != 500 && te.Code != 502 && te.Code != 504 {
+		if errors.Is(classify(err), ErrPermission) {
+			// "550 /dir: Permission denied" refuses the directory, not
+			// the command: a traverse-only directory answers MLSD so on
+			// servers whose MLSD works everywhere else.
+			return c.opError(cn, "list", dir, err)
+		}
 		cn.deadline(c.cfg.Timeout)
 		if cwdErr := cn.sc.ChangeDir(dir); cwdErr != nil {
 			return c.opError(cn, "list", dir, cwdErr)

@@ -183,8 +183,17 @@ func TestTraverseOnly(t *testing.T) {
 	st := ftpstest.NewStage(t, stagegen.StageOptions{ManyFiles: -1, LargeSize: 1 << 20})
 	for _, s := range ftpstest.StartKinds(t, st, ftpstest.Options{TraverseOnly: true}, kinds) {
 		t.Run(s.Name, func(t *testing.T) {
-			c := clientFor(t, s, false, nil)
+			var log ftpstest.LogBuffer
+			c := clientFor(t, s, false, func(cfg *ftps.Config) {
+				cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			})
 			parent := path.Dir("/" + stagegen.AnonDir)
+			defer func() {
+				// A directory's refusal is not the command's: MLSD stays on.
+				if strings.Contains(log.String(), "refuses it") {
+					t.Errorf("a denied directory turned a listing command off:\n%s", log.String())
+				}
+			}()
 			entries, err := c.List(ctx(t), parent)
 			if errors.Is(err, ftps.ErrNotFound) || (err != nil && !errors.Is(err, ftps.ErrPermission)) {
 				t.Errorf("list %s: %v; want its entries, none, or permission denied", parent, err)

@@ -46,7 +46,7 @@ var (
 	fullSizes = sizes{name: "full", large: 1 << 30, part: 50e6, many: 5000,
 		treeDirs: 8, treeSubdirs: 8, treeFiles: 30,
 		runs: 5, cpRuns: 3, farColdRuns: 2, farReadRuns: 3, farRuns: 5, farLsRuns: 3, farLsRcloneRuns: 1,
-		sciRuns: 3, sciRcloneRuns: 2, farSciRclone: []*peer{peerRcloneFull, peerRcloneOff},
+		sciRuns: 3, sciRcloneRuns: 1, farSciRclone: []*peer{peerRcloneFull, peerRcloneOff},
 		cpLimit: 4 * time.Minute, out: "results"}
 	quickSizes = sizes{name: "quick", large: 128 << 20, part: 8e6, many: 500,
 		treeDirs: 4, treeSubdirs: 4, treeFiles: 10,

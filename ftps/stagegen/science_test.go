@@ -97,13 +97,7 @@ func checkFile(t *testing.T, local string, f *File) {
 // reader: every unit of the big files by name, a cutout of the second
 // chip's SCI against the raw bytes, and every small product verified.
 func checkScienceAstropy(t *testing.T, root string) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import astropy.io.fits").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("astropy not importable by %s; fix: make deps (or: apt-get install python3-astropy)", py)
-		}
-		t.Skipf("astropy not importable by %s (fix: make deps)", py)
-	}
+	haveAstropy(t, false)
 	script := `
 import glob, json, os, sys, warnings
 import numpy as np
@@ -136,7 +130,7 @@ for p in sorted(glob.glob(os.path.join(root, prod, "*.fits"))):
 out["products"] = n
 json.dump(out, sys.stdout)
 `
-	out, err := exec.Command(py, "-c", script, root, FLTName, CalName, ProductsDir).Output()
+	out, err := exec.Command(python, "-c", script, root, FLTName, CalName, ProductsDir).Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
