@@ -27,6 +27,7 @@ func newPipeCtl(t *testing.T) (*ctl, *pipeServer) {
 	t.Helper()
 	client, server := net.Pipe()
 	t.Cleanup(func() { client.Close(); server.Close() })
+	_ = client.SetDeadline(time.Now().Add(time.Minute)) // a reply never sorted fails, not hangs
 	s := &pipeServer{conn: server, sent: make(chan string, 16)}
 	go func() {
 		buf := make([]byte, 256)
@@ -75,7 +76,7 @@ func TestCtlSortsOwedEPSVReply(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		pieces  []string // what the server sends after the EPSV
-		between string   // a command the library sends after the transfer's reply, if any
+		between []string // commands the library sends after the transfer's reply, one reply read after each
 		lib     []int    // the reply codes the library reads, in order
 		port    string   // the port owedReply finds; "": none (the library took it)
 		refused bool     // owedReply finds the EPSV refused
@@ -90,9 +91,11 @@ func TestCtlSortsOwedEPSVReply(t *testing.T) {
 		{name: "refused during the transfer", pieces: []string{"500 Unknown command.\r\n", "150 Transfer aborted\r\n"},
 			lib: []int{150}, refused: true},
 		{name: "a command between", pieces: []string{"226 Transfer complete.\r\n", epsv + "250 Directory changed.\r\n"},
-			between: "CWD /a\r\n", lib: []int{226, 250}, port: "4242"},
+			between: []string{"CWD /a\r\n"}, lib: []int{226, 250}, port: "4242"},
 		{name: "the library's own EPSV", pieces: []string{"226 Transfer complete.\r\n" + epsv},
-			between: "EPSV\r\n", lib: []int{226, 229}},
+			between: []string{"EPSV\r\n"}, lib: []int{226, 229}},
+		{name: "a command, then the library's own EPSV", pieces: []string{"226 Transfer complete.\r\n", epsv + "250 Directory changed.\r\n"},
+			between: []string{"CWD /a\r\n", "EPSV\r\n"}, lib: []int{226, 250, 229}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, s := newPipeCtl(t)
@@ -104,12 +107,13 @@ func TestCtlSortsOwedEPSVReply(t *testing.T) {
 			lib := textproto.NewReader(bufio.NewReader(c)) // as greedy as the library's
 			var got []int
 			for i := range tc.lib {
-				if i == 1 {
-					if _, err := c.Write([]byte(tc.between)); err != nil {
+				if i > 0 {
+					cmd := tc.between[i-1]
+					if _, err := c.Write([]byte(cmd)); err != nil {
 						t.Fatal(err)
 					}
-					if tc.between != "EPSV\r\n" {
-						s.expect(t, tc.between)
+					if cmd != "EPSV\r\n" {
+						s.expect(t, cmd)
 					}
 				}
 				code, msg, err := lib.ReadResponse(0)

@@ -65,6 +65,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -121,7 +122,13 @@ var errRestRefused = errors.New("REST refused")
 func (c *ctl) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.owed && !c.forLib && bytes.EqualFold(p, epsvCommand) {
-		c.forLib = true // the EPSV already sent answers it
+		// The EPSV already sent answers it.
+		if c.late != nil {
+			c.pending = append(c.pending, c.late...)
+			c.owed, c.gave, c.late, c.moved = false, false, nil, false
+		} else {
+			c.forLib = true
+		}
 		c.mu.Unlock()
 		return len(p), nil
 	}
@@ -643,7 +650,7 @@ type dataConn struct {
 	hs    chan struct{} // closed when a handshake started ahead ends; nil: none was
 	hsErr error         // that handshake's result, once hs is closed
 
-	began     bool // the transfer began: the data connection was read
+	began     atomic.Bool // the transfer began: the data connection was read
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -654,7 +661,7 @@ type dataConn struct {
 func (d *dataConn) Close() error {
 	d.closeOnce.Do(func() {
 		d.closeErr = d.Conn.Close()
-		if d.began {
+		if d.began.Load() {
 			d.owner.client.earlyEPSV(d.owner)
 		}
 	})
@@ -719,7 +726,7 @@ func (d *dataConn) Read(p []byte) (int, error) {
 	if err := d.ahead(); err != nil {
 		return 0, err
 	}
-	d.began = true
+	d.began.Store(true)
 	_ = d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
 	n, err := d.Conn.Read(p)
 	if n > 0 && !d.noted {
