@@ -188,9 +188,11 @@ func (c *ctl) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return n, nil
 	}
-	check := c.checkRest
-	c.checkRest = false
 	sort := c.owed && (!c.gave || c.late == nil)
+	check := c.checkRest && !sort
+	if check {
+		c.checkRest = false
+	}
 	c.mu.Unlock()
 	if sort {
 		if err := c.sortReply(); err != nil {
