@@ -268,3 +268,24 @@ func pingedClient(t *testing.T, cfg Config) *Client {
 	}
 	return c
 }
+
+// replyLen reads server output: whatever the bytes, it ends a reply at the
+// end of a line within them, and a reply it ends is one the library's
+// parser reads whole.
+func FuzzReplyLen(f *testing.F) {
+	for _, s := range []string{"226 ok\r\n", "226-a\r\n226 b\r\n229 x\r\n", "22\r\n", "\n", "226-a\r\n 226 b\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := replyLen(b)
+		if n == 0 {
+			return
+		}
+		if n > len(b) || b[n-1] != '\n' {
+			t.Fatalf("replyLen(%q) = %d", b, n)
+		}
+		if replyLen(b[:n]) != n {
+			t.Fatalf("replyLen(%q) = %d, but %d for its first %d bytes", b, n, replyLen(b[:n]), n)
+		}
+	})
+}
