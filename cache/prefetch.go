@@ -116,6 +116,9 @@ func (c *Cache) prefetchLoop() {
 	defer c.wg.Done()
 	a := &c.pre
 	for {
+		if c.starting.Err() != nil {
+			return // Close, or Drain: what is still queued is dropped, not walked
+		}
 		a.mu.Lock()
 		var r prefetchReq
 		ok := len(a.queue) > 0

@@ -18,10 +18,11 @@ type slots struct {
 	budget  func() int // the live limit, or nil
 	waiting atomic.Int32
 
-	mu    sync.Mutex    // guards held, freed, idle
-	held  int           // slots taken
-	freed chan struct{} // closed and replaced when a slot is released
-	idle  []*stream     // lingering streams, oldest first
+	mu    sync.Mutex      // guards held, queue, freed, idle
+	held  int             // slots taken
+	queue []chan struct{} // waiters, first come first served; each gets its slot by a send
+	freed chan struct{}   // closed and replaced when a slot is released
+	idle  []*stream       // lingering streams, oldest first
 }
 
 // budgetPoll is how often a waiter looks at Budget again: the limit can
@@ -41,31 +42,24 @@ func (sl *slots) limit() int {
 	return max(1, min(sl.most, sl.budget()))
 }
 
-// take takes a slot if one is free, or returns a channel closed when one may be.
-func (sl *slots) take() (bool, <-chan struct{}) {
+// acquire takes a slot, waiting in line for one when none is free.
+func (sl *slots) acquire(ctx context.Context) error {
 	lim := sl.limit()
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	if sl.held < lim {
+	if sl.held < lim && len(sl.queue) == 0 {
 		sl.held++
-		return true, nil
-	}
-	return false, sl.freed
-}
-
-func (sl *slots) acquire(ctx context.Context) error {
-	ok, freed := sl.take()
-	if ok {
+		sl.mu.Unlock()
 		return nil
 	}
-	sl.waiting.Add(1)
-	defer sl.waiting.Add(-1)
-	sl.mu.Lock()
+	mine := make(chan struct{}, 1)
+	sl.queue = append(sl.queue, mine)
 	var victim *stream
 	if len(sl.idle) > 0 {
 		victim = sl.idle[0]
 	}
+	sl.waiting.Add(1) // under the lock: a spare-slot taker sees the line
 	sl.mu.Unlock()
+	defer sl.waiting.Add(-1)
 	if victim != nil {
 		victim.signal() // it gives its slot up unless its reader moves on (yieldAfter)
 	}
@@ -77,21 +71,46 @@ func (sl *slots) acquire(ctx context.Context) error {
 	}
 	for {
 		select {
-		case <-freed:
-		case <-poll:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if ok, freed = sl.take(); ok {
+		case <-mine:
 			return nil
+		case <-poll:
+			// The budget may have grown without a slot being released.
+			lim := sl.limit()
+			sl.mu.Lock()
+			if len(sl.queue) > 0 && sl.queue[0] == mine && sl.held < lim {
+				sl.queue = sl.queue[1:]
+				sl.held++
+				sl.mu.Unlock()
+				return nil
+			}
+			sl.mu.Unlock()
+		case <-ctx.Done():
+			sl.mu.Lock()
+			n := len(sl.queue)
+			sl.queue = slices.DeleteFunc(sl.queue, func(c chan struct{}) bool { return c == mine })
+			handed := len(sl.queue) == n // out of the line already: the slot was sent
+			sl.mu.Unlock()
+			if handed {
+				<-mine
+				sl.release()
+			}
+			return ctx.Err()
 		}
 	}
 }
 
+// release gives a slot up: to the first in line, unless the budget shrank.
 func (sl *slots) release() {
+	lim := sl.limit()
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	sl.held--
+	if len(sl.queue) > 0 && sl.held <= lim {
+		next := sl.queue[0]
+		sl.queue = sl.queue[1:]
+		next <- struct{}{} // the slot passes on: held stays
+	} else {
+		sl.held--
+	}
 	close(sl.freed)
 	sl.freed = make(chan struct{})
 }

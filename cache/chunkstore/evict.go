@@ -106,7 +106,7 @@ func (s *Store) removeFilesLocked(v *version) {
 	os.Remove(v.index)
 	os.Remove(v.data)
 	os.Remove(filepath.Dir(v.data)) // only if empty
-	v.onDisk = false
+	v.onDisk, v.indexed = false, false
 }
 
 // Forget drops every file at or under the remote path prefix and returns

@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -98,6 +99,7 @@ func allocated(p string) int64 {
 // the lock a Store holds while open, so it refuses with ErrInUse rather
 // than pull files from under a running mount, in this process or another.
 func Clear(dir string) ([]FileUsage, error) {
+	removeOlderFormats(dir, slog.New(slog.DiscardHandler))
 	root := filepath.Join(dir, versionDir)
 	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDONLY, 0)
 	if isNotExist(err) {

@@ -43,13 +43,17 @@ func (s *Store) scan() error {
 		}
 		for _, e := range ents {
 			name := strings.TrimSuffix(strings.TrimSuffix(e.Name(), dataExt), indexExt)
-			if !kept[name] {
-				if strings.Contains(e.Name(), tempMark) {
-					s.log.Info("cache: removing a file left half-written", "file", e.Name())
-					os.Remove(filepath.Join(fanDir, e.Name()))
-				} else {
-					s.removeStray(filepath.Join(fanDir, e.Name()))
-				}
+			switch {
+			case kept[name]:
+			case strings.Contains(e.Name(), tempMark):
+				s.log.Info("cache: removing a file left half-written", "file", e.Name())
+				os.Remove(filepath.Join(fanDir, e.Name()))
+			case e.Name() == name+dataExt && isHex(name, 64):
+				// Its first chunk was being written when the process died.
+				s.log.Info("cache: removing a cached file that can't be used", "file", name, "why", "no index")
+				os.Remove(filepath.Join(fanDir, e.Name()))
+			default:
+				s.removeStray(filepath.Join(fanDir, e.Name()))
 			}
 		}
 		os.Remove(fanDir) // only if empty
@@ -98,7 +102,7 @@ func (s *Store) load(name string) *version {
 		return drop("data file")
 	}
 	v := s.newVersion(h.key)
-	v.onDisk, v.touched = true, info.ModTime()
+	v.onDisk, v.indexed, v.touched = true, true, info.ModTime()
 	found, whole := decodeEntries(b[n:], v.nchunks)
 	if len(found) == 0 {
 		return drop("no chunks")

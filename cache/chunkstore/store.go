@@ -53,7 +53,8 @@ type version struct {
 	nchunks int64
 	chunks  map[int64]*chunk // the chunks stored
 	entries int              // entries in the index file, drops included
-	onDisk  bool             // data and index files created
+	onDisk  bool             // data file created
+	indexed bool             // index file created (with the first entry)
 	held    int              // backing files handed out and not yet released
 	gone    int64            // bytes still counted for a version dropped while held
 	touched time.Time        // last mtime given to the data file
@@ -205,9 +206,9 @@ func (s *Store) Usage() Usage {
 
 // ReadChunk copies chunk i of k, from within bytes into it, into dst. It
 // reports false when the chunk is not stored, or fails its check (and is
-// dropped). A chunk is checked on its first read in this process. The data
-// file is opened under the lock, and the chunk must still be stored once
-// read: a hole punched meanwhile is not served as zeros.
+// dropped). A chunk is checked on its first read in this process. The
+// chunk must still be stored once read: a hole punched, or a file removed,
+// meanwhile is not served.
 func (s *Store) ReadChunk(k Key, i int64, dst []byte, within int64) bool {
 	now := time.Now()
 	s.mu.Lock()
@@ -221,13 +222,13 @@ func (s *Store) ReadChunk(k Key, i int64, dst []byte, within int64) bool {
 		return false
 	}
 	s.lru.Get(ref{v, i})
-	f, err := os.Open(v.data)
 	verified := c.verified
 	touch := now.Sub(v.touched) > touchEvery
 	if touch {
 		v.touched = now
 	}
 	s.mu.Unlock()
+	f, err := os.Open(v.data)
 	if err != nil {
 		s.discard(v, i, c, "open", err)
 		return false
@@ -301,13 +302,30 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	if s.used+int64(len(data)) > s.limit {
 		s.shrinkLocked(s.limit - int64(len(data))) // room first, so the disk stays within the bound
 	}
-	f, err := s.openDataLocked(v)
-	created := v.created
-	if err == nil {
-		v.writing[i]++
+	var f *os.File
+	var err error
+	if !v.onDisk {
+		f, err = s.openDataLocked(v) // made under the lock, once
 	}
+	created := v.created
+	v.writing[i]++
 	s.mu.Unlock()
+	if f == nil && err == nil {
+		if f, err = os.OpenFile(v.data, os.O_RDWR, 0); errors.Is(err, fs.ErrNotExist) {
+			s.mu.Lock()
+			if s.lookupLocked(k) != v {
+				err = ErrStale
+			} else {
+				f, err = s.openDataLocked(v) // removed under us: made afresh
+				created = v.created
+			}
+			s.mu.Unlock()
+		}
+	}
 	if err != nil {
+		s.mu.Lock()
+		s.doneWritingLocked(v, i)
+		s.mu.Unlock()
 		return err
 	}
 	_, err = f.WriteAt(data, i*s.chunkSize)
@@ -316,11 +334,7 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	spoiled := v.spoiled[i]
-	if v.writing[i]--; v.writing[i] == 0 {
-		delete(v.writing, i)
-		delete(v.spoiled, i)
-	}
+	spoiled := s.doneWritingLocked(v, i)
 	if err != nil {
 		if v.chunks[i] == nil && v.onDisk {
 			s.punchLocked(v, i) // give back what the failed write took
@@ -347,9 +361,21 @@ func (s *Store) PutChunk(k Key, i int64, data []byte) error {
 	return nil
 }
 
-// openDataLocked opens v's data file for writing, creating it and its
-// index if needed. Files found missing (someone removed the cache
-// directory) take their chunks with them and are created afresh.
+// doneWritingLocked ends a put of chunk i of v, and reports whether its
+// hole was punched while the put wrote.
+func (s *Store) doneWritingLocked(v *version, i int64) (spoiled bool) {
+	spoiled = v.spoiled[i]
+	if v.writing[i]--; v.writing[i] == 0 {
+		delete(v.writing, i)
+		delete(v.spoiled, i)
+	}
+	return spoiled
+}
+
+// openDataLocked opens v's data file for writing, creating it if needed
+// (the index comes with the first entry). Files found missing (someone
+// removed the cache directory) take their chunks with them and are made
+// afresh.
 func (s *Store) openDataLocked(v *version) (*os.File, error) {
 	if v.onDisk {
 		f, err := os.OpenFile(v.data, os.O_RDWR, 0)
@@ -375,13 +401,7 @@ func (s *Store) openDataLocked(v *version) (*os.File, error) {
 		os.Remove(v.data)
 		return nil, err
 	}
-	header := encodeIndexHeader(indexHeader{key: v.key, chunkSize: s.chunkSize})
-	if err := writeAtomic(dir, filepath.Base(v.index), header); err != nil {
-		f.Close()
-		os.Remove(v.data)
-		return nil, err
-	}
-	v.onDisk, v.entries, v.touched = true, 0, time.Now()
+	v.onDisk, v.indexed, v.entries, v.touched = true, false, 0, time.Now()
 	v.created++
 	return f, nil
 }
@@ -394,17 +414,25 @@ func (s *Store) appendLocked(v *version, e entry) error {
 			return err
 		}
 	}
-	f, err := os.OpenFile(v.index, os.O_WRONLY|os.O_APPEND, 0)
+	flag, b := os.O_WRONLY|os.O_APPEND, []byte(nil)
+	if !v.indexed {
+		// The index is made with its first entry, in one write: a crash
+		// before leaves a data file without an index, removed at Open.
+		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		b = encodeIndexHeader(indexHeader{key: v.key, chunkSize: s.chunkSize})
+	}
+	b = append(b, make([]byte, entryLen)...)
+	e.encode(b[len(b)-entryLen:])
+	f, err := os.OpenFile(v.index, flag, 0o600)
 	if err != nil {
 		return err
 	}
-	var b [entryLen]byte
-	e.encode(b[:])
-	_, err = f.Write(b[:])
+	_, err = f.Write(b)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
+		v.indexed = true
 		v.entries++
 	}
 	return err
@@ -423,7 +451,7 @@ func (s *Store) rewriteIndexLocked(v *version) error {
 	if err := writeAtomic(filepath.Dir(v.index), filepath.Base(v.index), b); err != nil {
 		return err
 	}
-	v.entries = len(v.chunks)
+	v.indexed, v.entries = true, len(v.chunks)
 	return nil
 }
 

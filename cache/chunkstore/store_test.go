@@ -344,6 +344,16 @@ func TestOlderFormatRemoved(t *testing.T) {
 	if u := s.Usage(); u.Chunks != 0 {
 		t.Fatalf("usage %+v", u)
 	}
+
+	// Clear removes one too.
+	dir2 := t.TempDir()
+	os.MkdirAll(filepath.Join(dir2, "v1", "chunks"), 0o700)
+	if _, err := Clear(dir2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir2, "v1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("v1 cache left by Clear: %v", err)
+	}
 }
 
 // The LRU order survives a restart through data file mtimes: the files

@@ -38,7 +38,7 @@ func TestDemo(t *testing.T) {
 			_ = cmd.Process.Signal(syscall.SIGINT)
 			select {
 			case <-done:
-			case <-time.After(15 * time.Second):
+			case <-time.After(time.Minute):
 				_ = cmd.Process.Kill()
 			}
 		}
@@ -98,8 +98,8 @@ print(fits.getheader(sys.argv[1])["TELESCOP"])`
 		if err != nil {
 			t.Errorf("demo exit after Ctrl-C: %v\n%s", err, out.String())
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("demo still running 15s after Ctrl-C")
+	case <-time.After(time.Minute):
+		t.Fatalf("demo still running a minute after Ctrl-C\n%s", out.String())
 	}
 	if mountinfo.Mounted(mp) {
 		t.Error("still mounted after Ctrl-C")

@@ -31,11 +31,11 @@ ls "$MP" > "$OUT/ls.txt"
 pid=$(sed -n 's/^  "pid": \([0-9]*\),$/\1/p' "$OUT/status.json")
 umount "$MP"
 trap - EXIT
-for i in $(seq 1 150); do
+for i in $(seq 1 600); do
 	kill -0 "$pid" 2>/dev/null || exit 0
 	sleep 0.1
 done
-echo "mastfs (pid $pid) still running 15s after umount" >&2
+echo "mastfs (pid $pid) still running 60s after umount" >&2
 exit 1
 `
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,22 +149,26 @@ func lastLogLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// settledSent waits for the server's transfer log to settle and returns
-// the bytes it has sent so far.
+// settledSent waits for the server's transfer log to settle (the same
+// count for a second: a session writes its line as its transfer ends,
+// late on a loaded machine) and returns the bytes it has sent so far.
 func settledSent(t *testing.T, s *ftpstest.Server) int64 {
 	t.Helper()
 	var last int64 = -1
-	for range 40 {
+	same := 0
+	for range 120 {
 		n, err := s.SentBytes()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == last {
+		if n != last {
+			last, same = n, 0
+		} else if same++; same == 4 {
 			return n
 		}
-		last = n
 		time.Sleep(250 * time.Millisecond)
 	}
+	t.Fatalf("the server's transfer log still grows after 30s: %d bytes", last)
 	return last
 }
 
@@ -179,4 +185,55 @@ func dropPages(t *testing.T, p string) {
 	if _, _, e := syscall.Syscall6(syscall.SYS_FADVISE64, f.Fd(), 0, 0, fadvDontNeed, 0, 0); e != 0 {
 		t.Fatalf("fadvise %s: %v", p, e)
 	}
+}
+
+// sessionsEnded waits until the server has no session left (vsftpd forks
+// one process per connection and it writes its transfer log lines before
+// it exits), so that a mount that has stopped has all its transfers in
+// the log, and returns the bytes sent so far.
+func sessionsEnded(t *testing.T, s *ftpstest.Server) int64 {
+	t.Helper()
+	pid := s.PID()
+	if pid == 0 {
+		t.Fatal("the server is not running")
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		n := childProcesses(t, pid)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still has %d sessions a minute after its client went", s, n)
+		}
+	}
+	n, err := s.SentBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// childProcesses counts the processes whose parent is pid.
+func childProcesses(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			n++
+		}
+	}
+	return n
 }

@@ -243,9 +243,8 @@ func (m *mount) stop(t *testing.T) error {
 	select {
 	case err = <-m.done:
 		m.done <- err
-	case <-time.After(15 * time.Second):
-		_ = m.cmd.Process.Kill()
-		err = errors.New("mastfs did not exit within 15s of SIGTERM")
+	case <-time.After(30 * time.Second):
+		err = fmt.Errorf("mastfs did not exit within 30s of SIGTERM; its goroutines:\n%s", m.dumpGoroutines())
 	}
 	if mountinfo.Mounted(m.dir) {
 		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
@@ -254,6 +253,25 @@ func (m *mount) stop(t *testing.T) error {
 		}
 	}
 	return err
+}
+
+// dumpGoroutines makes a mount that does not exit print its goroutines
+// (the Go runtime's answer to SIGQUIT), kills it if that fails, and
+// returns the end of what it printed, to say where it hung.
+func (m *mount) dumpGoroutines() string {
+	_ = m.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case err := <-m.done:
+		m.done <- err
+	case <-time.After(30 * time.Second):
+		_ = m.cmd.Process.Kill()
+	}
+	o, _ := os.ReadFile(m.logFile + ".out")
+	const keep = 64 << 10
+	if len(o) > keep {
+		o = o[len(o)-keep:]
+	}
+	return string(o)
 }
 
 // log is what the mount logged, and printed to its stdout and stderr.

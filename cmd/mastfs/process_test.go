@@ -190,7 +190,7 @@ func TestCacheOnTinyDisk(t *testing.T) {
 		wg.Wait()
 	}
 	read("cache bound to a tiny disk")
-	m.waitLog(t, "limit lowered to fit free disk", time.Second)
+	m.waitLog(t, "limit lowered to fit free disk", 30*time.Second)
 
 	// Someone else fills the disk.
 	filler, err := os.Create(filepath.Join(tiny, "filler"))
@@ -250,7 +250,7 @@ func TestCacheDirDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	before := settledSent(t, s)
+	before := sessionsEnded(t, s)
 	m2 := m.remount(t, args...)
 	for i := range 3 {
 		p, want := file(i)

@@ -92,13 +92,13 @@ func TestSecretsNowhere(t *testing.T) {
 			if err := exec.Command(binary, "unmount", mnt).Run(); err != nil {
 				t.Fatalf("unmount: %v", err)
 			}
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 				if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err != nil {
 					break
 				}
 				if time.Now().After(deadline) {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
-					t.Fatal("the daemon did not exit after unmount")
+					t.Fatal("the daemon did not exit within a minute of its unmount")
 				}
 			}
 			log, _ := os.ReadFile(logFile)
@@ -224,7 +224,7 @@ func TestAllowOtherOffByDefault(t *testing.T) {
 	if opts := superOptions(t, m2.dir); !strings.Contains(opts, "allow_other") {
 		t.Errorf("--allow-other mount lacks allow_other: %s", opts)
 	}
-	m2.waitLog(t, "every local user can read this mount", time.Second)
+	m2.waitLog(t, "every local user can read this mount", 30*time.Second)
 }
 
 // TestWrongPasswordRefused: a password the server refuses fails the mount

@@ -203,7 +203,7 @@ func TestConnectionCaps(t *testing.T) {
 			}()
 			// The readiness probe's session may still be counted for a
 			// moment after it quit: retry until two sessions are held.
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(30 * time.Second)
 			for len(held) < 2 && time.Now().Before(deadline) {
 				conn, err := net.Dial("tcp", s.Addr())
 				if err != nil {

@@ -49,8 +49,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	p.SetDelay(time.Hour)
 	dial(t, p, ctl.Port) // still in its handshake
 	dial(t, p, unserved)
-	time.Sleep(100 * time.Millisecond)
-	if open := p.Stats().Open; open != 6 {
+	if open := waitOpen(p, 6).Open; open != 6 {
 		t.Errorf("%d connections open before Close, want 6", open)
 	}
 
@@ -85,7 +84,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	ctl.Close()
 	data.Close()
 	now := runtime.NumGoroutine()
-	for i := 0; i < 500 && now > base; i++ {
+	for i := 0; i < 3000 && now > base; i++ {
 		time.Sleep(10 * time.Millisecond)
 		now = runtime.NumGoroutine()
 	}

@@ -20,12 +20,12 @@ func wantReset(t *testing.T, what string, n int64, err error, wantN int64) {
 	}
 }
 
-// waitOpen waits up to 10 s for the proxy to count n open connections
-// (a connection is forgotten just after it is torn down) and returns the
-// stats it saw last.
+// waitOpen waits up to 30 s for the proxy to count n open connections
+// (a connection is counted once accepted, and forgotten just after it is
+// torn down) and returns the stats it saw last.
 func waitOpen(p *netproxy.Proxy, n int) netproxy.Stats {
 	st := p.Stats()
-	for i := 0; i < 1000 && st.Open != n; i++ {
+	for i := 0; i < 3000 && st.Open != n; i++ {
 		time.Sleep(10 * time.Millisecond)
 		st = p.Stats()
 	}
@@ -144,13 +144,18 @@ func TestStall(t *testing.T) {
 		_, err := io.Copy(io.MultiWriter(h, &got), d)
 		done <- err
 	}()
-	// What was past the gate when it shut may still arrive; then nothing.
-	time.Sleep(500 * time.Millisecond)
-	before := got.n.Load()
-	time.Sleep(700 * time.Millisecond)
+	// What was past the gate when it shut may still arrive; then nothing:
+	// the count holds still for 700 ms, well before the whole stream is in.
 	after := got.n.Load()
-	if after != before {
-		t.Errorf("%d bytes arrived while stalled", after-before)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		time.Sleep(700 * time.Millisecond)
+		before := after
+		if after = got.n.Load(); after == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bytes still arriving 30 s into the stall: %d after the first MiB", after)
+		}
 	}
 	if 1<<20+after >= size {
 		t.Fatalf("the whole stream arrived despite the stall")
@@ -235,7 +240,13 @@ func TestResetPropagates(t *testing.T) {
 	if _, err := c.Write([]byte("some bytes")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The reset comes once the proxy has a connection to the server and
+	// has delivered the bytes on it.
+	for deadline := time.Now().Add(30 * time.Second); p.Stats().ToServer < int64(len("some bytes")); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy delivered %d bytes in 30 s", p.Stats().ToServer)
+		}
+	}
 	c.SetLinger(0)
 	c.Close()
 	select {
