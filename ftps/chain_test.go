@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -80,31 +78,12 @@ func idleConn(t *testing.T, c *Client, n int) *conn {
 // server's 426, and the connection is made ready for the next read
 // (426, then EPSV) while nobody waits for it.
 func TestChainOfRangedReads(t *testing.T) {
-	root := t.TempDir()
 	data := make([]byte, 4<<20)
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	if err := os.WriteFile(filepath.Join(root, "f.fits"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w := startWireServer(t, root, nil)
-	cfg := w.cfg
-	cfg.MaxConns = 1
-	cfg.KeepAlive = time.Hour // no NOOP on the wire
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	w, c, gate := gatedFile(t, data)
 	ctx := context.Background()
-	if err := c.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cn := idleConn(t, c, 1)
-	gate := &gatedConn{Conn: cn.ctl.Conn}
-	cn.ctl.Conn = gate
-	w.waitFor(t, "EPSV") // the login's commands, checked by TestWireSequence
 
 	const hops = 8
 	var want []string

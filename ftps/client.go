@@ -46,6 +46,7 @@ type Client struct {
 	noReady      atomic.Bool // the server does not take data connections made ahead (ready.go)
 	noPipeline   atomic.Bool // the server refused a REST sent with its transfer command (wire.go)
 	lateTLS      atomic.Bool // the server drops a data connection that speaks before the command (wire.go)
+	noEarlyEPSV  atomic.Bool // the server answered an EPSV sent as a transfer ended out of turn (wire.go)
 	noReuse      atomic.Bool // ErrNoSessionReuse was logged
 	preparing    sync.WaitGroup
 

@@ -31,9 +31,8 @@ func (c *Client) take(ctx context.Context, wait bool) (cn *conn, reused bool, er
 			c.mu.Unlock()
 			return nil, false, errClosed
 		}
-		if n := len(c.idle); n > 0 {
-			cn := c.idle[n-1] // the most recently used is the least likely to have timed out
-			c.idle = c.idle[:n-1]
+		if len(c.idle) > 0 {
+			cn := c.pickIdleLocked()
 			c.busy++
 			c.mu.Unlock()
 			return cn, true, nil
@@ -78,6 +77,28 @@ func (c *Client) take(ctx context.Context, wait bool) (cn *conn, reused bool, er
 			return nil, false, ctx.Err()
 		}
 	}
+}
+
+// pickIdleLocked takes the idle connection whose data connection made
+// ahead is the oldest: its TLS ClientHello has most likely reached the
+// server, so the transfer command is not left waiting for it there (a
+// connection made a moment ago is still a round trip from the server).
+// Without one made ahead, the most recently used: the least likely to
+// have timed out.
+func (c *Client) pickIdleLocked() *conn {
+	pick := len(c.idle) - 1
+	var oldest time.Time
+	for i, cn := range c.idle {
+		cn.mu.Lock()
+		r := cn.ready
+		cn.mu.Unlock()
+		if r != nil && (oldest.IsZero() || r.made.Before(oldest)) {
+			pick, oldest = i, r.made
+		}
+	}
+	cn := c.idle[pick]
+	c.idle = append(c.idle[:pick], c.idle[pick+1:]...)
+	return cn
 }
 
 // put returns a healthy connection to the pool after use.

@@ -6,8 +6,8 @@ import (
 )
 
 type counters struct {
-	dials, dataConns, discarded, retries, tlsFallbacks, streams, bytesRead, readyUsed atomic.Int64
-	tlsVersion                                                                        atomic.Uint32 // of the latest data connection
+	dials, dataConns, discarded, retries, tlsFallbacks, streams, bytesRead, readyUsed, earlyEPSV atomic.Int64
+	tlsVersion                                                                                   atomic.Uint32 // of the latest data connection
 }
 
 // Stats are running totals of what the client did.

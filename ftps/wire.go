@@ -17,9 +17,16 @@
 //     the data connection once the transfer command comes, whenever that
 //     is (RFC 959 asks nothing more of a passive listener), so a transfer
 //     costs the command's round trip and the handshake's rest instead of
-//     three round trips more. After a transfer the connection reads its
-//     last reply (for one cut short, the 426, while no caller waits) and
-//     only then sends its next EPSV.
+//     three round trips more. The next EPSV goes out as soon as a
+//     transfer's data connection closes, before the transfer's last reply
+//     (226, or 426 for one cut short) is read: servers read commands in
+//     order, so it is answered right after that reply, and the connection
+//     is ready again a round trip sooner (one round trip, then the
+//     connect, instead of two and the connect). While that reply is owed,
+//     replies are read whole and sorted, so the library reads the
+//     transfer's reply and never the EPSV's. A server that reads commands
+//     during a transfer (pure-ftpd answers "500 Unknown command") gets
+//     EPSV after the transfer's reply from then on.
 //     A server may drop a data connection that speaks before the transfer
 //     command (pyftpdlib closes one that is readable early, then waits for
 //     another): after the first such drop the TCP connection is still
@@ -40,7 +47,7 @@
 //
 // TestWireSequence pins the commands on the wire for a login, a listing
 // and a ranged read: an upgrade of the library that changes its order
-// fails it.
+// fails it. TestEPSVWithTransferEnd pins when the EPSV of item 2 goes out.
 
 package ftps
 
@@ -58,6 +65,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,11 +85,22 @@ type ctl struct {
 	net.Conn         // the control socket: TLS, or plain TCP
 	client   *Client // nil: no REST goes ahead of its reply
 
-	mu        sync.Mutex // guards pending, epsv, rest, checkRest
+	mu        sync.Mutex // guards pending, epsv, rest, checkRest, owed, gave, late, held, forLib, moved
 	pending   []byte     // bytes for the library to read before the socket's
 	epsv      []byte     // a 229 reply kept for the library's next EPSV; nil: none
 	rest      []byte     // a REST line held back, to go with the transfer command
 	checkRest bool       // the next reply on the socket is the held REST's, ours to check
+
+	// An EPSV sent as a transfer's data connection closed (item 2) is
+	// answered after the transfer's last reply, which the library reads:
+	// while its reply is owed, replies are read whole and sorted, so that
+	// the library never reads ours.
+	owed   bool   // that EPSV's reply is not yet ours
+	gave   bool   // the library has had the transfer's reply: the next reply is the EPSV's
+	late   []byte // the EPSV's reply, read ahead of the library's next one
+	held   []byte // bytes read past the transfer's reply, not yet sorted
+	forLib bool   // the library sent an EPSV of its own meanwhile: it gets that reply
+	moved  bool   // the library replaced the passive listener meanwhile: the reply is stale
 }
 
 var epsvCommand = []byte("EPSV\r\n")
@@ -102,6 +121,20 @@ var errRestRefused = errors.New("REST refused")
 // for nothing when the server accepts the offset, as servers do.
 func (c *ctl) Write(p []byte) (int, error) {
 	c.mu.Lock()
+	if c.owed && !c.forLib && bytes.EqualFold(p, epsvCommand) {
+		// The EPSV already sent answers it.
+		if c.late != nil {
+			c.pending = append(c.pending, c.late...)
+			c.owed, c.gave, c.late, c.moved = false, false, nil, false
+		} else {
+			c.forLib = true
+		}
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	if c.owed && changesPassive(p) {
+		c.moved = true
+	}
 	if c.epsv != nil && bytes.EqualFold(p, epsvCommand) {
 		c.pending = append(c.pending, c.epsv...)
 		c.epsv = nil
@@ -155,9 +188,18 @@ func (c *ctl) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return n, nil
 	}
-	check := c.checkRest
-	c.checkRest = false
+	sort := c.owed && (!c.gave || c.late == nil)
+	check := c.checkRest && !sort
+	if check {
+		c.checkRest = false
+	}
 	c.mu.Unlock()
+	if sort {
+		if err := c.sortReply(); err != nil {
+			return 0, err
+		}
+		return c.Read(p)
+	}
 	if check {
 		code, msg, err := c.reply()
 		if err != nil {
@@ -188,6 +230,145 @@ func (c *ctl) reply() (int, string, error) {
 	return code, msg, err
 }
 
+// maxReply bounds one reply read whole: far beyond any server's, and
+// short of what a reply without end from a broken server would cost.
+const maxReply = 64 << 10
+
+// cutReply reads from the socket after buf until buf holds a whole reply,
+// and returns that reply and the bytes after it.
+func (c *ctl) cutReply(buf []byte) (reply, after []byte, err error) {
+	var tmp [4096]byte
+	for {
+		if n := replyLen(buf); n > 0 {
+			return buf[:n], buf[n:], nil
+		}
+		if len(buf) > maxReply {
+			return nil, nil, fmt.Errorf("reply longer than %d KiB", maxReply>>10)
+		}
+		n, err := c.Conn.Read(tmp[:])
+		buf = append(buf, tmp[:n]...)
+		if err != nil && replyLen(buf) == 0 {
+			return nil, nil, err
+		}
+	}
+}
+
+// replyLen is the length of the first whole reply in b (RFC 959 4.2: one
+// line, or lines from "ddd-" to "ddd "), or 0 while b holds none.
+func replyLen(b []byte) int {
+	var code []byte
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], '\n')
+		if i < 0 {
+			return 0
+		}
+		line := b[off : off+i+1]
+		off += i + 1
+		switch {
+		case code == nil && (len(line) < 4 || line[3] != '-'):
+			return off // a one-line reply, or one the library will refuse
+		case code == nil:
+			code = line[:3]
+		case len(line) >= 4 && bytes.Equal(line[:3], code) && line[3] == ' ':
+			return off
+		}
+	}
+}
+
+// sortReply reads one reply while an EPSV of ours is owed, and gives it
+// to the library or keeps it, by its place: the transfer's reply comes
+// first, then the EPSV's. A 229 before the transfer's reply is the EPSV's
+// too: a server that answers commands during a transfer.
+func (c *ctl) sortReply() error {
+	c.mu.Lock()
+	held := c.held
+	c.held = nil
+	c.mu.Unlock()
+	reply, after, err := c.cutReply(held)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ours := c.gave || outOfTurn(reply)
+	switch {
+	case !ours:
+		c.gave = true
+		c.pending = append(c.pending, reply...)
+		c.held = bytes.Clone(after)
+		return nil
+	case c.forLib:
+		// The library asked for a listener itself: the reply is its own.
+		c.owed, c.gave, c.forLib, c.moved = false, false, false, false
+		c.pending = append(c.pending, reply...)
+	default:
+		c.late = bytes.Clone(reply)
+	}
+	if c.gave || !c.owed {
+		c.pending = append(c.pending, after...)
+	} else {
+		c.held = bytes.Clone(after) // the transfer's reply is still to come
+	}
+	return nil
+}
+
+// outOfTurn reports whether a reply that comes before a transfer's last
+// one answers the EPSV sent as its data connection closed: a 229, or a
+// refusal of the command as such (500-504), which no transfer ends with.
+// Some servers read commands during a transfer: pure-ftpd answers one
+// with "500 Unknown command", then ends the transfer.
+func outOfTurn(reply []byte) bool {
+	code, err := strconv.Atoi(string(reply[:min(len(reply), 3)]))
+	return err == nil && (code == 229 || code >= 500 && code <= 504)
+}
+
+// owedReply returns the reply to the EPSV sent as a data connection
+// closed, once the library has had the transfer's reply. moved reports a
+// listener the library has replaced since.
+func (c *ctl) owedReply() (code int, msg string, moved bool, err error) {
+	for {
+		c.mu.Lock()
+		late, gave, owed := c.late, c.gave, c.owed
+		if late != nil {
+			moved = c.moved
+			c.owed, c.gave, c.late, c.forLib, c.moved = false, false, nil, false, false
+			c.pending = append(c.pending, c.held...)
+			c.held = nil
+		}
+		c.mu.Unlock()
+		switch {
+		case late != nil:
+			code, msg, err = textproto.NewReader(bufio.NewReader(bytes.NewReader(late))).ReadResponse(0)
+			return code, msg, moved, err
+		case !owed:
+			return 0, "", false, errors.New("EPSV reply taken by the library")
+		case !gave:
+			return 0, "", false, errors.New("transfer reply not read before the next EPSV's")
+		}
+		if err := c.sortReply(); err != nil {
+			return 0, "", false, err
+		}
+	}
+}
+
+// owe writes an EPSV as a transfer's data connection closes, if the
+// control connection goes along: its reply comes after the transfer's,
+// without a round trip of its own. It reports whether it wrote one.
+func (c *ctl) owe() bool {
+	c.mu.Lock()
+	if c.owed || c.epsv != nil || c.rest != nil || c.checkRest || len(c.pending) > 0 {
+		c.mu.Unlock()
+		return false
+	}
+	c.owed, c.gave = true, false
+	c.mu.Unlock()
+	if _, err := c.Conn.Write(epsvCommand); err != nil {
+		// The library's next read fails the same way.
+		return false
+	}
+	return true
+}
+
 // exchange sends one command of the client's own and reads its reply,
 // while the library is not using the connection.
 func (c *ctl) exchange(cmd string) (int, string, error) {
@@ -211,7 +392,16 @@ func (c *Client) prepare(cn *conn) error {
 	cn.mu.Lock()
 	ctl, has := cn.ctl, cn.ready != nil
 	cn.mu.Unlock()
-	if ctl == nil || has || c.noReady.Load() || c.cfg.DisableEPSV {
+	if ctl == nil {
+		return nil
+	}
+	ctl.mu.Lock()
+	owed := ctl.owed
+	ctl.mu.Unlock()
+	if owed {
+		return c.prepareOwed(cn, ctl)
+	}
+	if has || c.noReady.Load() || c.cfg.DisableEPSV {
 		return nil
 	}
 	cn.deadline(c.cfg.Timeout)
@@ -231,12 +421,64 @@ func (c *Client) prepare(cn *conn) error {
 		c.noteNoReady(fmt.Sprintf("EPSV answered %d %s", code, msg))
 		return nil
 	}
+	c.connectAhead(cn, ctl, code, msg, port)
+	return nil
+}
+
+// prepareOwed reads the reply to the EPSV sent as the last transfer's data
+// connection closed, and connects to its port. Any other reply than 229
+// means the server would not take that EPSV then (a server that reads
+// commands during a transfer): the reply stream is still in step, EPSV
+// waits for the transfer's reply from now on, and is sent again now.
+func (c *Client) prepareOwed(cn *conn, ctl *ctl) error {
+	cn.deadline(c.cfg.Timeout)
+	code, msg, moved, err := ctl.owedReply()
+	if err != nil {
+		return err
+	}
+	port, perr := epsvPort(msg)
+	if code != 229 || perr != nil {
+		if !c.noEarlyEPSV.Swap(true) {
+			c.log.Info("server refused an EPSV sent as a data connection closed; "+
+				"EPSV waits for the transfer's reply from now on", "reply", fmt.Sprintf("%d %s", code, msg))
+		}
+		return c.prepare(cn)
+	}
+	cn.mu.Lock()
+	has := cn.ready != nil
+	cn.mu.Unlock()
+	if moved || has {
+		return nil // the server listens there for nothing; the next EPSV replaces it
+	}
+	c.connectAhead(cn, ctl, code, msg, port)
+	return nil
+}
+
+// earlyEPSV writes the next transfer's EPSV as a transfer's data
+// connection closes, so that its reply comes with the transfer's: the
+// connection is ready again a round trip sooner. Servers read commands
+// in order, after the transfer (RFC 959 allows no other).
+func (c *Client) earlyEPSV(cn *conn) {
+	if c.noReady.Load() || c.noEarlyEPSV.Load() || c.cfg.DisableEPSV {
+		return
+	}
+	cn.mu.Lock()
+	ctl, has := cn.ctl, cn.ready != nil
+	cn.mu.Unlock()
+	if ctl != nil && !has && ctl.owe() {
+		c.stats.earlyEPSV.Add(1)
+	}
+}
+
+// connectAhead connects to the port of a 229 reply, and keeps the reply
+// for the library's next EPSV.
+func (c *Client) connectAhead(cn *conn, ctl *ctl, code int, msg, port string) {
 	dc, err := cn.dialData(port, false)
 	if err != nil {
 		// The server listens on that port for a while; the library's own
 		// EPSV will replace the listener.
 		c.log.Debug("data connection made ahead failed", "conn", cn.id, "err", err)
-		return nil
+		return
 	}
 	cn.mu.Lock()
 	cn.ready = &ready{port: port, dc: dc, made: time.Now()}
@@ -244,7 +486,6 @@ func (c *Client) prepare(cn *conn) error {
 	ctl.mu.Lock()
 	ctl.epsv = []byte(fmt.Sprintf("%d %s\r\n", code, msg))
 	ctl.mu.Unlock()
-	return nil
 }
 
 // noteNoReady stops making data connections ahead, for good: the server
@@ -410,6 +651,23 @@ type dataConn struct {
 
 	hs    chan struct{} // closed when a handshake started ahead ends; nil: none was
 	hsErr error         // that handshake's result, once hs is closed
+
+	began     atomic.Bool // the transfer began: the data connection was read
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Close closes the data connection once (the library and the stream may
+// both close it). Closing a transfer's connection is the end of the
+// transfer: the next EPSV goes out at once (item 2).
+func (d *dataConn) Close() error {
+	d.closeOnce.Do(func() {
+		d.closeErr = d.Conn.Close()
+		if d.began.Load() {
+			d.owner.client.earlyEPSV(d.owner)
+		}
+	})
+	return d.closeErr
 }
 
 // handshakeWait bounds the wait for a data connection's TLS handshake once
@@ -470,6 +728,7 @@ func (d *dataConn) Read(p []byte) (int, error) {
 	if err := d.ahead(); err != nil {
 		return 0, err
 	}
+	d.began.Store(true)
 	_ = d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
 	n, err := d.Conn.Read(p)
 	if n > 0 && !d.noted {
