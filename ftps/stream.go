@@ -44,7 +44,16 @@ func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadClo
 				return false, c.opError(cn, "read", file, err)
 			}
 		}
-		s.stop = context.AfterFunc(ctx, func() { _ = resp.SetDeadline(time.Unix(1, 0)) })
+		cn.mu.Lock()
+		dc := cn.data
+		cn.mu.Unlock()
+		s.stop = context.AfterFunc(ctx, func() {
+			if dc != nil {
+				dc.halt()
+			} else {
+				_ = resp.SetDeadline(time.Unix(1, 0))
+			}
+		})
 		c.stats.streams.Add(1)
 		return true, nil
 	})
@@ -193,4 +202,13 @@ func (s *stream) finish() error {
 // timing figures (pure-ftpd), or 226 when the last bytes were already sent.
 func cutShortReply(code int) bool {
 	return code == 426 || code == 451 || code == 450 || code == 226 || (code >= 100 && code < 200)
+}
+
+// halt ends the transfer's reads, the one in progress and every later
+// one. A deadline in the past alone would not do: each read sets its own
+// deadline first, so a halt that comes between two reads would be undone
+// and the stream read on until the server stopped sending.
+func (d *dataConn) halt() {
+	d.halted.Store(true)
+	_ = d.Conn.SetDeadline(time.Unix(1, 0))
 }

@@ -653,6 +653,7 @@ type dataConn struct {
 	hsErr error         // that handshake's result, once hs is closed
 
 	began     atomic.Bool // the transfer began: the data connection was read
+	halted    atomic.Bool // reads end at once from now on (halt, stream.go)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -730,6 +731,9 @@ func (d *dataConn) Read(p []byte) (int, error) {
 	}
 	d.began.Store(true)
 	_ = d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	if d.halted.Load() { // after the deadline is set: a halt meanwhile is not undone
+		_ = d.Conn.SetReadDeadline(time.Unix(1, 0))
+	}
 	n, err := d.Conn.Read(p)
 	if n > 0 && !d.noted {
 		d.noted = true
