@@ -27,6 +27,7 @@ func (c *Client) ReadAt(ctx context.Context, file string, off int64) (io.ReadClo
 			return false, errStaleConn
 		}
 		cn.deadline(c.cfg.Timeout)
+		defer cutOnCancel(ctx, cn)()
 		resp, err := cn.sc.RetrFrom(file, uint64(off))
 		if err == nil {
 			if err = cn.dataAhead(); err != nil && !errors.Is(err, errStaleConn) {
@@ -211,4 +212,22 @@ func cutShortReply(code int) bool {
 func (d *dataConn) halt() {
 	d.halted.Store(true)
 	_ = d.Conn.SetDeadline(time.Unix(1, 0))
+}
+
+// cutOnCancel ends cn's control exchange in progress when ctx is
+// canceled, rather than at the reply's deadline (a whole timeout when the
+// server has gone quiet); the connection, out of step then, is dropped
+// as after any network error. Call the function it returns before cn is
+// handed on: it returns once a cut, if any, is done, so none comes later.
+func cutOnCancel(ctx context.Context, cn *conn) func() {
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(done)
+		cn.deadline(-time.Second)
+	})
+	return func() {
+		if !stop() {
+			<-done
+		}
+	}
 }
