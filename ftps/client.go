@@ -107,8 +107,14 @@ func (c *Client) Host() string { return c.cfg.Host }
 // User is the login name.
 func (c *Client) User() string { return c.cfg.User }
 
+// closeWait bounds how long Close waits for connections still making their
+// next data connection: against a server gone quiet that takes a whole
+// timeout, and a process on its way out should not.
+const closeWait = 2 * time.Second
+
 // Close logs out every idle connection. Streams still open keep theirs until
-// they are closed.
+// they are closed. Connections still making a data connection ahead are
+// logged out when that ends; Close waits for them closeWait at most.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -125,7 +131,16 @@ func (c *Client) Close() error {
 	for _, cn := range idle {
 		cn.close()
 	}
-	c.preparing.Wait()
+	prepared := make(chan struct{})
+	go func() {
+		c.preparing.Wait()
+		close(prepared)
+	}()
+	select {
+	case <-prepared:
+	case <-time.After(closeWait):
+		c.log.Debug("closed with connections still making a data connection ahead")
+	}
 	return nil
 }
 
